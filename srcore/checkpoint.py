@@ -1,0 +1,92 @@
+"""Model directories and resume state.
+
+A model directory is self-describing: `config.json` (architecture, features, alphabet) and
+`model.safetensors` (no pickle). A training checkpoint adds `resume.pt`: optimizer, scheduler, scaler,
+epoch/step, sampler position and RNG states. Directories are written beside the target and swapped
+in with renames, so a kill at any moment leaves a loadable checkpoint.
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .model import ModelConfig, build_model
+from .text import BLANK, CHARS
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+RESUME_FILE = "resume.pt"
+
+
+def model_dir_config(config: ModelConfig, extra: dict | None = None) -> dict:
+    return {"srcore_version": __version__, "model": config.to_dict(),
+            "alphabet": {"chars": CHARS, "blank": BLANK}, **(extra or {})}
+
+
+def write_model_dir(directory, model: torch.nn.Module, config: ModelConfig,
+                    extra: dict | None = None, resume_state: dict | None = None) -> Path:
+    """Atomically (re)write a model directory; `extra` goes into config.json (metrics, training)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.with_name(directory.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+    (staging / CONFIG_FILE).write_text(json.dumps(model_dir_config(config, extra), indent=2))
+    if resume_state is not None:
+        torch.save(resume_state, staging / RESUME_FILE)
+    _swap_in(staging, directory)
+    return directory
+
+
+def _swap_in(staging: Path, directory: Path) -> None:
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(staging, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def resolve_model_dir(directory) -> Path:
+    """The directory itself, or the complete copy a kill mid-swap left beside it."""
+    directory = Path(directory)
+    for candidate in (directory, directory.with_name(directory.name + ".old"),
+                      directory.with_name(directory.name + ".new")):
+        if (candidate / CONFIG_FILE).is_file() and (candidate / WEIGHTS_FILE).is_file():
+            return candidate
+    raise FileNotFoundError(f"{directory}: not a model directory (needs {CONFIG_FILE} and "
+                            f"{WEIGHTS_FILE})")
+
+
+def read_config(directory) -> dict:
+    return json.loads((resolve_model_dir(directory) / CONFIG_FILE).read_text())
+
+
+def load_model(directory, device="cpu") -> tuple[torch.nn.Module, ModelConfig]:
+    """Build the architecture a model directory describes and load its weights strictly."""
+    directory = resolve_model_dir(directory)
+    meta = read_config(directory)
+    if meta.get("alphabet", {}).get("chars", CHARS) != CHARS:
+        raise ValueError(f"{directory}: model uses a different alphabet")
+    config = ModelConfig.from_dict(meta["model"])
+    model = build_model(config)
+    model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
+    return model.to(device).eval(), config
+
+
+def load_resume_state(directory) -> dict:
+    path = resolve_model_dir(directory) / RESUME_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no resume state (was this checkpoint written by training?)")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside a DistributedDataParallel wrapper."""
+    return getattr(model, "module", model)

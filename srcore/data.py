@@ -1,0 +1,84 @@
+"""Corpus commands: `python -m srcore.data {synth,import,split} ...`."""
+import argparse
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from .manifest import SkipReport, read_manifest, write_manifest
+
+
+def split_manifest(manifest, out_dir, valid_speakers=(), valid_fraction=0.1, seed=0) -> dict:
+    """Split a manifest into train/valid: by the named speakers, else by whole speakers drawn at
+    random (utterances at random when speakers are unknown). Keys become absolute paths."""
+    report = SkipReport()
+    utterances = read_manifest(manifest, report=report)
+    by_speaker = defaultdict(list)
+    for utt in utterances:
+        by_speaker[utt.speaker].append(utt)
+    rng = random.Random(seed)
+    if valid_speakers:
+        held = set(valid_speakers)
+        missing = held - set(by_speaker)
+        if missing:
+            raise SystemExit(f"{manifest}: no speakers named {sorted(missing)}")
+    elif len(by_speaker) > 1:
+        speakers = sorted(by_speaker)
+        rng.shuffle(speakers)
+        held, count = set(), 0
+        for speaker in speakers[:-1]:
+            if count >= valid_fraction * len(utterances):
+                break
+            held.add(speaker)
+            count += len(by_speaker[speaker])
+    else:
+        shuffled = utterances[:]
+        rng.shuffle(shuffled)
+        cut = max(1, int(len(shuffled) * valid_fraction))
+        held_ids = {id(u) for u in shuffled[:cut]}
+        return _write_split(out_dir, [u for u in utterances if id(u) not in held_ids],
+                            [u for u in utterances if id(u) in held_ids], report)
+    return _write_split(out_dir, [u for u in utterances if u.speaker not in held],
+                        [u for u in utterances if u.speaker in held], report)
+
+
+def _write_split(out_dir, train, valid, report) -> dict:
+    out_dir = Path(out_dir)
+    write_manifest(train, out_dir / "train.jsonl")
+    write_manifest(valid, out_dir / "valid.jsonl")
+    return {"train": len(train), "valid": len(valid), "skipped": report.total,
+            "out": str(out_dir)}
+
+
+def _split_command(args) -> None:
+    print(split_manifest(args.manifest, args.out, args.valid_speakers, args.valid_fraction, args.seed))
+
+
+def add_split_cli(subparsers) -> None:
+    p = subparsers.add_parser("split", help="split a manifest into train.jsonl and valid.jsonl")
+    p.add_argument("manifest")
+    p.add_argument("--out", required=True)
+    p.add_argument("--valid-speakers", nargs="*", default=(), help="speakers held out for validation")
+    p.add_argument("--valid-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_split_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m srcore.data", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_split_cli(subparsers)
+    for module in ("synth", "importers"):
+        try:
+            __import__(f"srcore.{module}", fromlist=["add_cli"]).add_cli(subparsers)
+        except (ImportError, AttributeError) as exc:  # an optional extra that is not installed
+            subparsers.add_parser(module, help=f"unavailable: {exc}")
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

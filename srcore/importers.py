@@ -1,0 +1,494 @@
+"""Importers: turn common speech corpora into native manifests (see `manifest.py`).
+
+Supported sources (`KINDS`):
+
+* ``librispeech``  SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt ("ID TEXT" lines), audio ID.flac
+* ``commonvoice``  validated.tsv (or train/dev/test.tsv) with client_id, path, sentence; clips/
+* ``ljspeech``     metadata.csv ("ID|raw text|normalized text"), audio wavs/ID.wav
+* ``nemo``         JSON-lines manifests with audio_filepath, duration, text (speaker optional)
+* ``folder``       audio files (wav/flac/ogg/mp3), each with a same-named .txt transcript
+
+Every importer only *collects* `SourceRow`s; validation, the train/valid split and writing
+``OUT/{all,train,valid}.jsonl`` are shared. Audio stays where it is (keys are relative when it
+lies under OUT, absolute otherwise) unless libsndfile cannot read it: then it is converted to
+FLAC under ``OUT/audio`` with ffmpeg. Bad rows are logged and counted, never fatal; a source
+that is not the named format raises `CorpusFormatError`.
+"""
+import argparse
+import csv
+import functools
+import json
+import logging
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+
+from .manifest import SkipReport, write_manifest
+from .text import normalize_text
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+MANIFEST_NAMES = {"all": "all.jsonl", "train": "train.jsonl", "valid": "valid.jsonl"}
+CONVERTED_AUDIO_DIR = "audio"
+
+LIBRISPEECH_TRANSCRIPTS = "*.trans.txt"
+LIBRISPEECH_AUDIO_SUFFIX = ".flac"
+COMMONVOICE_VALIDATED = "validated.tsv"
+COMMONVOICE_SPLITS = ("train.tsv", "dev.tsv", "test.tsv")
+COMMONVOICE_COLUMNS = ("client_id", "path", "sentence")
+COMMONVOICE_CLIPS = "clips"
+LJSPEECH_METADATA = "metadata.csv"
+LJSPEECH_AUDIO_DIR = "wavs"
+LJSPEECH_SPEAKER = "LJ"
+NEMO_SUFFIXES = (".json", ".jsonl")
+
+LIBRISPEECH_URL = "https://www.openslr.org/resources/12/{subset}.tar.gz"
+LIBRISPEECH_SUBSETS = ("dev-clean", "dev-other", "test-clean", "test-other",
+                       "train-clean-100", "train-clean-360", "train-other-500")
+LJSPEECH_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
+
+
+class CorpusFormatError(ValueError):
+    """The source does not look like the named corpus format; the message says what was expected."""
+
+
+@dataclass
+class SourceRow:
+    """One utterance as a corpus describes it, before any checks."""
+    audio: Path
+    text: str
+    speaker: str = ""
+    duration: float | None = None  # from the source, when it gives one
+    where: str = ""  # where the row came from (file:line), for warnings
+    problem: str = ""  # why the row is unusable, when reading already showed it
+
+    @property
+    def label(self) -> str:
+        """How warnings name the row: its origin and audio file."""
+        if self.where and self.audio.name:
+            return f"{self.where} ({self.audio.name})"
+        return self.where or str(self.audio)
+
+
+@dataclass
+class ImportReport:
+    """What an import wrote: utterance counts, skipped rows with reasons, manifest paths."""
+    train: int
+    valid: int
+    skipped: SkipReport = field(default_factory=SkipReport)
+    manifests: dict = field(default_factory=dict)  # "all" / "train" / "valid" -> Path
+
+    def summary(self) -> str:
+        folder = self.manifests["all"].parent if self.manifests else "?"
+        return (f"imported {self.train + self.valid} utterances into {folder}: "
+                f"{self.train} train, {self.valid} valid; {self.skipped.summary()}")
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def _find_file(src: Path, name: str) -> Path | None:
+    """`src` itself when it is `name`, else src/name, else src/*/name (an extracted archive)."""
+    if src.is_file():
+        return src if src.name == name else None
+    for candidate in [src / name, *sorted(src.glob(f"*/{name}"))]:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _require_dir(src: Path, kind: str) -> None:
+    if not src.is_dir():
+        raise CorpusFormatError(f"{src}: expected a {kind} folder")
+
+
+@functools.lru_cache(maxsize=None)
+def _soundfile_reads(suffix: str) -> bool:
+    """Whether this libsndfile build can read files with `suffix` (mp3 needs libsndfile >= 1.1)."""
+    return suffix.lstrip(".").upper() in sf.available_formats()
+
+
+def _convert_to_flac(audio: Path, dest: Path) -> Path:
+    """Decode `audio` with ffmpeg into 16-bit FLAC at `dest` (kept if it already exists)."""
+    if dest.is_file():
+        return dest
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise ValueError(f"libsndfile cannot read {audio.suffix} and ffmpeg is not installed")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", str(audio),
+                             "-sample_fmt", "s16", str(dest)], capture_output=True, text=True)
+    if result.returncode:
+        dest.unlink(missing_ok=True)
+        raise ValueError("unreadable audio file")
+    return dest
+
+
+def _readable_audio(audio: Path, src: Path, out: Path) -> Path:
+    """`audio` itself, or a FLAC copy under OUT/audio when libsndfile cannot read its format."""
+    if _soundfile_reads(audio.suffix):
+        return audio
+    root = src if src.is_dir() else src.parent  # Common Voice / NeMo sources may be files
+    try:
+        relative = audio.resolve().relative_to(root.resolve())
+    except ValueError:
+        relative = Path(audio.name)
+    return _convert_to_flac(audio, (out / CONVERTED_AUDIO_DIR / relative).with_suffix(".flac"))
+
+
+def _measure_duration(audio: Path) -> float:
+    try:
+        info = sf.info(str(audio))
+    except Exception:  # soundfile raises several types for corrupt data
+        raise ValueError("unreadable audio file") from None
+    return info.frames / info.samplerate if info.samplerate else 0.0
+
+
+def _checked_row(row: SourceRow, src: Path, out: Path) -> dict:
+    """The native manifest row for `row`; ValueError with the reason when it can't be used."""
+    if row.problem:
+        raise ValueError(row.problem)
+    text = " ".join(str(row.text).split())
+    if not normalize_text(text):
+        raise ValueError("empty transcript")
+    if not row.audio.is_file():
+        raise ValueError("missing audio file")
+    audio = _readable_audio(row.audio, src, out)
+    duration = row.duration if row.duration and row.duration > 0 else _measure_duration(audio)
+    if duration <= 0:
+        raise ValueError("empty audio file")
+    native = {"key": str(audio.resolve()), "text": text, "duration": round(float(duration), 3)}
+    if row.speaker:
+        native["speaker"] = row.speaker
+    return native
+
+
+def _check_rows(rows: list[SourceRow], src: Path, out: Path, report: SkipReport) -> list[dict]:
+    """Keep the usable rows (first occurrence of each audio file); report the rest."""
+    kept, seen = [], set()
+    for row in rows:
+        try:
+            native = _checked_row(row, src, out)
+            if native["key"] in seen:
+                raise ValueError("duplicate audio file")
+        except ValueError as exc:
+            report.add(row.label, str(exc))
+            continue
+        seen.add(native["key"])
+        kept.append(native)
+    return kept
+
+
+def _valid_count(total: int, valid_fraction: float) -> int:
+    """About valid_fraction of `total`, at least one when asked for any, leaving one for train."""
+    if valid_fraction <= 0 or total < 2:
+        return 0
+    return min(max(1, round(total * valid_fraction)), total - 1)
+
+
+def _speaker_split(rows: list[dict], valid_fraction: float, seed: int) -> set[int]:
+    """Indices of valid rows: whole speakers in seeded order, each taken when it brings the valid
+    size closer to the target (else the smallest speaker); at least one speaker stays in train."""
+    counts = Counter(row["speaker"] for row in rows)
+    speakers = sorted(counts)
+    random.Random(seed).shuffle(speakers)
+    target = _valid_count(len(rows), valid_fraction)
+    chosen, size = set(), 0
+    for speaker in speakers:
+        if size >= target or len(chosen) == len(speakers) - 1:
+            break
+        if abs(size + counts[speaker] - target) < abs(size - target):
+            chosen.add(speaker)
+            size += counts[speaker]
+    if target and not chosen:  # every speaker is far larger than the target
+        chosen.add(min(speakers, key=counts.get))
+    return {i for i, row in enumerate(rows) if row["speaker"] in chosen}
+
+
+def _random_split(rows: list[dict], valid_fraction: float, seed: int) -> set[int]:
+    """Indices of valid rows: a seeded random sample of about valid_fraction of the utterances."""
+    indices = list(range(len(rows)))
+    random.Random(seed).shuffle(indices)
+    return set(indices[:_valid_count(len(rows), valid_fraction)])
+
+
+def split_rows(rows: list[dict], valid_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, valid): speaker-disjoint when every row names a speaker and there are several,
+    else a random utterance split. Deterministic for a given seed; rows keep their order."""
+    speakers = {row.get("speaker", "") for row in rows}
+    if len(speakers) > 1 and "" not in speakers:
+        valid = _speaker_split(rows, valid_fraction, seed)
+    else:
+        valid = _random_split(rows, valid_fraction, seed)
+    return ([row for i, row in enumerate(rows) if i not in valid],
+            [row for i, row in enumerate(rows) if i in valid])
+
+
+# --------------------------------------------------------------------------- one reader per format
+
+def read_librispeech(src: Path) -> list[SourceRow]:
+    """Rows of every SPEAKER-CHAPTER.trans.txt under `src` (a subset or the LibriSpeech root)."""
+    _require_dir(src, "LibriSpeech")
+    transcripts = sorted(src.rglob(LIBRISPEECH_TRANSCRIPTS))
+    if not transcripts:
+        raise CorpusFormatError(f"{src}: no LibriSpeech transcripts found; expected "
+                                f"SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt files")
+    rows = []
+    for transcript in transcripts:
+        for line_no, line in enumerate(transcript.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            utt_id, _, text = line.strip().partition(" ")
+            rows.append(SourceRow(audio=transcript.parent / (utt_id + LIBRISPEECH_AUDIO_SUFFIX),
+                                  text=text, speaker=utt_id.split("-")[0],
+                                  where=f"{transcript}:{line_no}"))
+    return rows
+
+
+def _commonvoice_tables(src: Path) -> list[Path]:
+    """The tsv file the user named, or validated.tsv, or else the train/dev/test tsv files."""
+    if src.is_file():
+        return [src]
+    _require_dir(src, "Common Voice")
+    validated = src / COMMONVOICE_VALIDATED
+    tables = [validated] if validated.is_file() else [
+        src / name for name in COMMONVOICE_SPLITS if (src / name).is_file()]
+    if not tables:
+        raise CorpusFormatError(f"{src}: no Common Voice table found; expected "
+                                f"{COMMONVOICE_VALIDATED} or {', '.join(COMMONVOICE_SPLITS)}")
+    return tables
+
+
+def read_commonvoice(src: Path) -> list[SourceRow]:
+    """Rows of a Common Voice release folder or of one of its tsv files; clips/ lies beside it."""
+    rows = []
+    for table in _commonvoice_tables(src):
+        with open(table, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            missing = [c for c in COMMONVOICE_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise CorpusFormatError(f"{table}: not a Common Voice table; expected "
+                                        f"tab-separated columns {', '.join(COMMONVOICE_COLUMNS)}, "
+                                        f"missing {', '.join(missing)}")
+            clips = table.parent / COMMONVOICE_CLIPS
+            for line_no, record in enumerate(reader, 2):
+                rows.append(SourceRow(audio=clips / (record["path"] or ""),
+                                      text=record["sentence"] or "",
+                                      speaker=record["client_id"] or "",
+                                      where=f"{table}:{line_no}"))
+    return rows
+
+
+def read_ljspeech(src: Path) -> list[SourceRow]:
+    """Rows of LJSpeech's metadata.csv (normalized column when present); one speaker."""
+    metadata = _find_file(src, LJSPEECH_METADATA)
+    if metadata is None:
+        raise CorpusFormatError(f"{src}: no LJSpeech {LJSPEECH_METADATA} found; expected 'ID|raw "
+                                f"text|normalized text' lines and {LJSPEECH_AUDIO_DIR}/ID.wav")
+    rows = []
+    for line_no, line in enumerate(metadata.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        utt_id, *texts = line.split("|")
+        text = next((t for t in reversed(texts) if t.strip()), "")
+        rows.append(SourceRow(audio=metadata.parent / LJSPEECH_AUDIO_DIR / f"{utt_id.strip()}.wav",
+                              text=text, speaker=LJSPEECH_SPEAKER, where=f"{metadata}:{line_no}"))
+    return rows
+
+
+def _nemo_row(line: str, folder: Path, where: str) -> SourceRow:
+    """One NeMo manifest line; a relative audio_filepath is relative to the manifest's folder."""
+    record = json.loads(line)
+    if not isinstance(record, dict) or "audio_filepath" not in record:
+        raise ValueError("row lacks 'audio_filepath'")
+    audio = Path(record["audio_filepath"])
+    duration = record.get("duration")
+    return SourceRow(audio=audio if audio.is_absolute() else folder / audio,
+                     text=str(record.get("text") or ""), speaker=str(record.get("speaker") or ""),
+                     duration=float(duration) if isinstance(duration, (int, float)) else None,
+                     where=where)
+
+
+def _nemo_manifests(src: Path) -> list[Path]:
+    """`src` when it is a file, else the *.json / *.jsonl files directly in it."""
+    if src.is_file():
+        return [src]
+    return sorted(p for p in src.glob("*") if p.suffix in NEMO_SUFFIXES and p.is_file())
+
+
+def read_nemo(src: Path) -> list[SourceRow]:
+    """Rows of a NeMo manifest, or of every *.json / *.jsonl manifest in a folder."""
+    rows = []
+    for manifest in _nemo_manifests(src):
+        for line_no, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{manifest}:{line_no}"
+            try:
+                rows.append(_nemo_row(line, manifest.parent, where))
+            except json.JSONDecodeError:
+                rows.append(SourceRow(Path(), "", where=where, problem="not valid JSON"))
+            except ValueError as exc:
+                rows.append(SourceRow(Path(), "", where=where, problem=str(exc)))
+    if all(row.problem for row in rows):
+        raise CorpusFormatError(f"{src}: no NeMo manifest rows found; expected JSON lines with "
+                                f"audio_filepath, duration and text")
+    return rows
+
+
+def read_folder(src: Path) -> list[SourceRow]:
+    """Audio files under `src` with same-named .txt transcripts beside them.
+
+    The speaker is the first folder below the deepest folder common to all clips, so
+    SRC/alice/*.wav and SRC/bob/day2/*.wav give alice and bob; all clips in one folder give no
+    speaker (random split). A .txt without its audio file is reported as missing audio.
+    """
+    _require_dir(src, "audio")
+    audios = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not audios:
+        raise CorpusFormatError(f"{src}: no audio files found; expected {'/'.join(AUDIO_SUFFIXES)}"
+                                f" files with same-named .txt transcripts")
+    common = Path(os.path.commonpath([p.parent for p in audios]))
+    rows = []
+    for audio in audios:
+        transcript = audio.with_suffix(".txt")
+        if transcript.is_file():
+            rows.append(SourceRow(audio, transcript.read_text(encoding="utf-8"),
+                                  speaker=_speaker_of(audio, common)))
+        else:
+            rows.append(SourceRow(audio, "", problem="missing transcript"))
+    paired = {p.with_suffix(".txt") for p in audios}
+    for transcript in sorted(set(src.rglob("*.txt")) - paired):
+        rows.append(SourceRow(Path(), "", where=str(transcript), problem="missing audio file"))
+    return rows
+
+
+def _speaker_of(audio: Path, common: Path) -> str:
+    """The first folder below `common` on the way to `audio` ('' when audio lies in `common`)."""
+    parts = audio.parent.relative_to(common).parts
+    return parts[0] if parts else ""
+
+
+# --------------------------------------------------------------------------- downloads
+
+def _progress(name: str):
+    """A urlretrieve report hook printing percent done to stderr."""
+    def hook(blocks: int, block_size: int, total: int) -> None:
+        done = blocks * block_size
+        shown = f"{min(done, total) / total:6.1%}" if total > 0 else f"{done / 1e6:8.1f} MB"
+        print(f"\rdownloading {name}: {shown}", end="", file=sys.stderr, flush=True)
+    return hook
+
+
+def _download_and_extract(url: str, dest: Path) -> None:
+    """Fetch `url` into `dest` (unless already there) and unpack the tar archive there."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / url.rsplit("/", 1)[-1]
+    if not archive.is_file():
+        partial = archive.with_name(archive.name + ".part")
+        urllib.request.urlretrieve(url, partial, _progress(archive.name))
+        print(file=sys.stderr)
+        partial.rename(archive)
+    log.info("extracting %s", archive)
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def download_corpus(kind: str, src: Path) -> None:
+    """Download and extract a public corpus into `src`. LibriSpeech takes the subset from the
+    folder name (e.g. corpus/dev-clean); LJSpeech is one archive; Common Voice has no public URL."""
+    if kind == "librispeech":
+        if src.name not in LIBRISPEECH_SUBSETS:
+            raise CorpusFormatError(f"{src}: to download LibriSpeech, name the folder after a "
+                                    f"subset: {', '.join(LIBRISPEECH_SUBSETS)}")
+        _download_and_extract(LIBRISPEECH_URL.format(subset=src.name), src)
+    elif kind == "ljspeech":
+        _download_and_extract(LJSPEECH_URL, src)
+    elif kind == "commonvoice":
+        raise CorpusFormatError("Common Voice has no public download URL: accept the terms at "
+                                "https://commonvoice.mozilla.org/datasets, download a release and "
+                                "point SRC at its extracted folder")
+    else:
+        raise CorpusFormatError(f"--download is not available for {kind} sources")
+
+
+def _looks_present(kind: str, src: Path) -> bool:
+    """Whether a downloadable corpus already lies in `src` (then --download does nothing)."""
+    if kind == "librispeech":
+        return src.is_dir() and next(src.rglob(LIBRISPEECH_TRANSCRIPTS), None) is not None
+    if kind == "ljspeech":
+        return _find_file(src, LJSPEECH_METADATA) is not None
+    return src.exists()
+
+
+# --------------------------------------------------------------------------- import entry points
+
+READERS = {"librispeech": read_librispeech, "commonvoice": read_commonvoice,
+           "ljspeech": read_ljspeech, "nemo": read_nemo, "folder": read_folder}
+KINDS = tuple(READERS)
+
+
+def read_source(kind: str, src: Path) -> list[SourceRow]:
+    """The rows of corpus `src` read as format `kind` (one of KINDS)."""
+    if kind not in READERS:
+        raise ValueError(f"unknown corpus kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    return READERS[kind](src)
+
+
+def import_corpus(kind: str, src, out, valid_fraction: float = 0.1, seed: int = 0,
+                  download: bool = False) -> ImportReport:
+    """Import corpus `src` of format `kind` into OUT/all.jsonl, OUT/train.jsonl, OUT/valid.jsonl."""
+    if not 0 <= valid_fraction < 1:
+        raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
+    src, out = Path(src), Path(out)
+    if download and not _looks_present(kind, src):
+        download_corpus(kind, src)
+    report = SkipReport()
+    rows = _check_rows(read_source(kind, src), src, out, report)
+    if not rows:
+        raise CorpusFormatError(f"{src}: no usable utterances ({report.summary()})")
+    train, valid = split_rows(rows, valid_fraction, seed)
+    manifests = {name: write_manifest(subset, out / MANIFEST_NAMES[name])
+                 for name, subset in (("all", rows), ("train", train), ("valid", valid))}
+    return ImportReport(train=len(train), valid=len(valid), skipped=report, manifests=manifests)
+
+
+def _run_cli(args: argparse.Namespace) -> ImportReport:
+    """`import` subcommand handler: run the import and print a one-line summary."""
+    try:
+        report = import_corpus(args.kind, args.src, args.out, args.valid_fraction, args.seed,
+                               args.download)
+    except (CorpusFormatError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(report.summary())
+    return report
+
+
+def add_cli(subparsers) -> argparse.ArgumentParser:
+    """Register the `import` subcommand on an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "import", help="turn a corpus into native manifests",
+        description="Write OUT/train.jsonl, OUT/valid.jsonl and OUT/all.jsonl from a corpus; "
+                    "audio stays where it is.")
+    parser.add_argument("kind", choices=KINDS, help="corpus format")
+    parser.add_argument("src", type=Path,
+                        help="corpus folder (or a Common Voice tsv / NeMo manifest file)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the manifests")
+    parser.add_argument("--valid-fraction", type=float, default=0.1,
+                        help="share of utterances for validation (whole speakers when known)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/valid split")
+    parser.add_argument("--download", action="store_true",
+                        help="download the corpus into SRC first (librispeech subset, ljspeech)")
+    parser.set_defaults(func=_run_cli)
+    return parser

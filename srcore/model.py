@@ -1,0 +1,145 @@
+"""Acoustic models, chosen by name. Each maps log-mel features to per-frame class log-probabilities.
+
+Common interface: `model(feats (batch, n_mels, frames), lengths (batch,)) -> (log_probs (batch, frames',
+classes), out_lengths (batch,))`.
+"""
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .features import SEED_FEATURES, FeatureConfig, SpecAugmentConfig
+from .text import NUM_CLASSES
+
+
+@dataclass
+class ModelConfig:
+    architecture: str = "default"  # "seed" or "default"
+    n_mels: int = 80
+    num_classes: int = NUM_CLASSES
+    hidden_size: int = 256
+    num_layers: int = 3
+    conv_channels: int = 256
+    stride: int = 3  # time subsampling of the default model's front-end
+    dropout: float = 0.1
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        data = dict(data)
+        features = FeatureConfig(**data.pop("features", {}))
+        specaugment = SpecAugmentConfig(**data.pop("specaugment", {}))
+        return cls(**data, features=features, specaugment=specaugment)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def preset(name: str) -> ModelConfig:
+    """The named architectures with their features and augmentation defaults."""
+    if name == "seed":
+        return ModelConfig(architecture="seed", n_mels=81, hidden_size=1024, num_layers=1,
+                           conv_channels=81, stride=2, features=SEED_FEATURES,
+                           specaugment=SpecAugmentConfig())
+    if name == "default":
+        return ModelConfig(specaugment=SpecAugmentConfig(rate=0.8, freq_mask=15, time_mask=40,
+                                                         time_mask_fraction=0.2))
+    raise ValueError(f"unknown model {name!r}: choose 'seed' or 'default'")
+
+
+class ActDropNormCNN1D(nn.Module):
+    """The notebook's LayerNorm -> GELU -> dropout over the channel axis of (batch, channels, time)."""
+
+    def __init__(self, n_feats: int, dropout: float, keep_shape: bool = False):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(n_feats)
+        self.keep_shape = keep_shape
+
+    def forward(self, x):
+        x = x.transpose(1, 2)
+        x = self.dropout(F.gelu(self.norm(x)))
+        return x.transpose(1, 2) if self.keep_shape else x
+
+
+class SeedModel(nn.Module):
+    """The original notebook's `SpeechRecognition`, layer for layer (parameter names kept)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        n_feats, hidden, dropout = config.n_mels, config.hidden_size, config.dropout
+        self.num_layers, self.hidden_size = config.num_layers, hidden
+        self.cnn = nn.Sequential(nn.Conv1d(n_feats, n_feats, 10, 2, padding=10 // 2),
+                                 ActDropNormCNN1D(n_feats, dropout))
+        self.dense = nn.Sequential(
+            nn.Linear(n_feats, 128), nn.LayerNorm(128), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(128, 128), nn.LayerNorm(128), nn.GELU(), nn.Dropout(dropout))
+        self.lstm = nn.LSTM(input_size=128, hidden_size=hidden, num_layers=config.num_layers,
+                            dropout=0.0, bidirectional=False)
+        self.layer_norm2 = nn.LayerNorm(hidden)
+        self.dropout2 = nn.Dropout(dropout)
+        self.final_fc = nn.Linear(hidden, config.num_classes)
+
+    def _init_hidden(self, batch_size: int, device=None):
+        shape = (self.num_layers, batch_size, self.hidden_size)
+        return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
+
+    @staticmethod
+    def output_lengths(lengths: torch.Tensor) -> torch.Tensor:
+        return (lengths + 2 * 5 - 10) // 2 + 1
+
+    def forward(self, feats, lengths):
+        x = self.dense(self.cnn(feats)).transpose(0, 1)  # (time, batch, 128)
+        out, _ = self.lstm(x, self._init_hidden(feats.shape[0], feats.device))
+        x = self.final_fc(self.dropout2(F.gelu(self.layer_norm2(out))))
+        return F.log_softmax(x.float(), dim=-1).transpose(0, 1), self.output_lengths(lengths)
+
+
+class DefaultModel(nn.Module):
+    """Conv front-end with `stride`x time subsampling, then a bidirectional GRU stack.
+
+    Small (~3.5 M parameters), every layer a large GEMM or a cuDNN/oneDNN recurrent kernel: it trains
+    fast on a CPU and decodes well under real time on one thread.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        c, h = config.conv_channels, config.hidden_size
+        self.stride = config.stride
+        self.frontend = nn.Sequential(
+            nn.Conv1d(config.n_mels, c, kernel_size=3, padding=1), nn.GELU(),
+            nn.Conv1d(c, c, kernel_size=config.stride, stride=config.stride), nn.GELU())
+        self.norm = nn.LayerNorm(c)
+        self.dropout = nn.Dropout(config.dropout)
+        self.rnn = nn.GRU(c, h, num_layers=config.num_layers, batch_first=True, bidirectional=True,
+                          dropout=config.dropout if config.num_layers > 1 else 0.0)
+        self.head = nn.Linear(2 * h, config.num_classes)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(lengths // self.stride, min=1)
+
+    def forward(self, feats, lengths):
+        x = self.dropout(self.norm(self.frontend(feats).transpose(1, 2)))  # (batch, time, c)
+        out_lengths = self.output_lengths(lengths)
+        packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        logits = self.head(self.dropout(out))
+        return F.log_softmax(logits.float(), dim=-1), out_lengths
+
+
+ARCHITECTURES = {"seed": SeedModel, "default": DefaultModel}
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {config.architecture!r}: "
+                         f"choose one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[config.architecture](config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

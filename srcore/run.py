@@ -1,0 +1,144 @@
+"""The run folder: the one contract between the trainer, the app and the dashboard.
+
+    RUN/config.json         the training config (TrainConfig fields)
+    RUN/metrics.jsonl       one JSON object per line: {"type": "epoch", ...} or {"type": "step", ...}
+    RUN/status.json         {"state": running|finished|failed|stopped, "pid", "progress", ...}
+    RUN/train.log           the log
+    RUN/loss_curve.html     a self-contained chart (no scripts, no network)
+    RUN/checkpoints/last/   model directory + resume.pt
+    RUN/checkpoints/best/   model directory with the best validation WER
+"""
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+RUNNING, FINISHED, FAILED, STOPPED, STALE = "running", "finished", "failed", "stopped", "stale"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    try:  # a zombie (finished child not yet reaped) is not alive
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class RunFolder:
+    path: Path
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+
+    config_path = property(lambda self: self.path / "config.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    status_path = property(lambda self: self.path / "status.json")
+    log_path = property(lambda self: self.path / "train.log")
+    curve_path = property(lambda self: self.path / "loss_curve.html")
+    last_dir = property(lambda self: self.path / "checkpoints" / "last")
+    best_dir = property(lambda self: self.path / "checkpoints" / "best")
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def create(self) -> "RunFolder":
+        (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write_config(self, config: dict) -> None:
+        _write_atomic(self.config_path, json.dumps(config, indent=2))
+
+    def read_config(self) -> dict:
+        return json.loads(self.config_path.read_text()) if self.config_path.is_file() else {}
+
+    def append_metrics(self, row: dict) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def read_metrics(self, kind: str | None = "epoch") -> list[dict]:
+        """Metric rows of one type ("epoch", "step"), or all with kind=None; torn lines skipped."""
+        if not self.metrics_path.is_file():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line being written right now
+            if kind is None or row.get("type", "epoch") == kind:
+                rows.append(row)
+        return rows
+
+    def write_status(self, state: str, **fields) -> None:
+        status = {"state": state, "pid": os.getpid(), "updated": time.time(), **fields}
+        _write_atomic(self.status_path, json.dumps(status))
+
+    def read_status(self) -> dict:
+        """The status, with state 'stale' when it claims to run but its process is gone."""
+        try:
+            status = json.loads(self.status_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {"state": "unknown"}
+        if status.get("state") == RUNNING and not pid_alive(status.get("pid")):
+            status["state"] = STALE
+        return status
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.is_file():
+            return ""
+        with open(self.log_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 200 * lines))
+            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+
+    def best_wer(self) -> float | None:
+        wers = [row["wer"] for row in self.read_metrics() if row.get("wer") is not None]
+        return min(wers) if wers else None
+
+
+def list_runs(root) -> list[RunFolder]:
+    """Run folders under `root`, newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = [RunFolder(p) for p in root.iterdir() if (p / "config.json").is_file()]
+    return sorted(runs, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
+
+
+def write_loss_curve(run: RunFolder) -> None:
+    """A dependency-free SVG chart of train/valid loss per epoch, wrapped in HTML."""
+    rows = run.read_metrics()
+    series = {"train loss": [r.get("train_loss") for r in rows],
+              "valid loss": [r.get("valid_loss") for r in rows]}
+    values = [v for vs in series.values() for v in vs if v is not None]
+    if not values:
+        return
+    width, height, pad = 640, 320, 40
+    top, n = max(values) or 1.0, max(len(rows) - 1, 1)
+    lines = []
+    for (label, vs), colour in zip(series.items(), ("#1f77b4", "#ff7f0e")):
+        points = " ".join(f"{pad + i * (width - 2 * pad) / n:.1f},"
+                          f"{height - pad - v / top * (height - 2 * pad):.1f}"
+                          for i, v in enumerate(vs) if v is not None)
+        lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
+                     f'<text x="{width - 150}" y="{20 + 16 * len(lines)}" fill="{colour}">{label}</text>')
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+           f'<rect width="100%" height="100%" fill="white"/>'
+           f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
+           f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
+           f'<text x="{pad}" y="{pad - 8}">max {top:.3g}</text>'
+           f'<text x="{width / 2 - 20}" y="{height - 10}">epoch 1..{len(rows)}</text>{"".join(lines)}</svg>')
+    _write_atomic(run.curve_path, f"<!doctype html><title>{run.name} loss</title>{svg}")

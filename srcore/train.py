@@ -1,0 +1,472 @@
+"""Train a CTC model: `python -m srcore.train --train T.jsonl --valid V.jsonl --out RUN_DIR`.
+
+Multi-process: `torchrun --nproc_per_node N -m srcore.train ...` (DDP; gloo on CPU, NCCL on GPU).
+"""
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .checkpoint import load_model, load_resume_state, unwrap, write_model_dir
+from .dataset import BucketBatchSampler, SpeechDataset, WaveAugmentConfig, collate, drop_unalignable
+from .decoding import greedy_decode
+from .features import SpecAugment
+from .manifest import SkipReport, read_manifest
+from .metrics import ErrorCounts, corpus_counts, format_diff
+from .model import build_model, count_parameters, preset
+from .run import FAILED, FINISHED, RUNNING, STOPPED, RunFolder, write_loss_curve
+from .text import BLANK
+
+log = logging.getLogger("srcore.train")
+
+
+@dataclass
+class TrainConfig:
+    train: str = ""
+    valid: str = ""
+    model: str = "default"
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 200
+    grad_clip: float = 5.0
+    lr_patience: int = 2
+    lr_factor: float = 0.5
+    out: str = "runs/run"
+    resume: bool = False
+    max_steps: int = 0  # 0: no limit
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 1
+    threads: int = 0  # torch intra-op threads; 0: torch's default
+    augment: bool = True  # waveform augmentation (speed, gain, noise); SpecAugment follows the model
+    specaugment: bool = True
+    amp: bool = True  # mixed precision on CUDA
+    max_duration: float = 30.0
+    max_batch_seconds: float = 0.0  # 0: batches are capped by count only
+    init_from: str = ""  # start from the weights of a model directory (fine-tuning)
+    save_every: int = 0  # also checkpoint every N steps
+    log_every: int = 25  # a "step" metrics line every N steps
+    samples: int = 3  # sample predictions logged per validation
+
+
+@dataclass
+class TrainState:
+    """Everything that resume needs besides the weights (saved as resume.pt)."""
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    step: int = 0
+    scheduled_lr: float = 0.0
+    best_wer: float = math.inf
+    elapsed_s: float = 0.0
+    audio_s: float = 0.0
+    train_s: float = 0.0
+    epoch_loss_sum: float = 0.0
+    epoch_batches: int = 0
+    epoch_audio_s: float = 0.0
+    epoch_train_s: float = 0.0
+
+
+@dataclass
+class Trainer:
+    config: TrainConfig
+    run: RunFolder
+    model: nn.Module
+    model_config: object
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scaler: torch.amp.GradScaler
+    sampler: BucketBatchSampler
+    train_loader: DataLoader
+    valid_loader: DataLoader
+    specaugment: SpecAugment
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    state: TrainState = field(default_factory=TrainState)
+    stop_requested: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+# ---------------------------------------------------------------- learning rate and loss
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warm-up from 1/warmup_steps to 1; the plateau scheduler owns the rest."""
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+
+
+def compute_loss(model, batch, criterion, specaugment=None, amp_dtype=None):
+    """CTC loss of one batch (mean over utterances) and the model's log-probabilities."""
+    feats = specaugment(batch.feats) if specaugment is not None else batch.feats
+    with torch.autocast(feats.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        log_probs, out_lengths = model(feats, batch.feat_lengths.to(feats.device))
+    loss = criterion(log_probs.float().transpose(0, 1), batch.targets, out_lengths.cpu(),
+                     batch.target_lengths)
+    return loss, log_probs, out_lengths
+
+
+# ---------------------------------------------------------------- one epoch, validation
+
+def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
+    """Train until the epoch ends (True) or max_steps/stop cuts it short (False)."""
+    cfg, st = tr.config, tr.state
+    tr.model.train()
+    tr.sampler.set_epoch(st.epoch, skip=st.batch_in_epoch)
+    total = len(tr.sampler)
+    bar = tqdm(total=total, initial=st.batch_in_epoch, desc=f"epoch {st.epoch + 1}",
+               disable=not tr.is_main, mininterval=1 if sys.stderr.isatty() else 30, file=sys.stderr)
+    started = last = time.perf_counter()
+    for batch in tr.train_loader:
+        if batch is None:
+            st.batch_in_epoch += 1
+            continue
+        batch = batch.to(tr.device)
+        for group in tr.optimizer.param_groups:
+            group["lr"] = st.scheduled_lr * warmup_factor(st.step, cfg.warmup_steps)
+        loss, _, _ = compute_loss(tr.model, batch, criterion, tr.specaugment, amp_dtype)
+        tr.optimizer.zero_grad(set_to_none=True)
+        tr.scaler.scale(loss).backward()
+        tr.scaler.unscale_(tr.optimizer)
+        nn.utils.clip_grad_norm_(tr.model.parameters(), cfg.grad_clip)
+        tr.scaler.step(tr.optimizer)
+        tr.scaler.update()
+        st.step += 1
+        st.batch_in_epoch += 1
+        st.epoch_loss_sum += loss.item()
+        st.epoch_batches += 1
+        st.epoch_audio_s += batch.audio_seconds * tr.world_size
+        now = time.perf_counter()  # wall time, data loading included
+        st.epoch_train_s, last = st.epoch_train_s + now - last, now
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if tr.is_main and cfg.log_every and st.step % cfg.log_every == 0:
+            tr.run.append_metrics({"type": "step", "step": st.step, "epoch": st.epoch + 1,
+                                   "loss": round(loss.item(), 4), "lr": tr.optimizer.param_groups[0]["lr"],
+                                   "elapsed_s": round(st.elapsed_s + time.perf_counter() - started, 1)})
+            tr.run.write_status(RUNNING, epoch=st.epoch + 1, step=st.step,
+                                progress=progress(tr, st.batch_in_epoch / max(total, 1)))
+        if cfg.save_every and st.step % cfg.save_every == 0:
+            save_checkpoint(tr, extra={})
+        if (cfg.max_steps and st.step >= cfg.max_steps) or tr.stop_requested:
+            break
+    bar.close()
+    st.elapsed_s += time.perf_counter() - started
+    return st.batch_in_epoch >= total
+
+
+@torch.no_grad()
+def validate(tr: Trainer, criterion, amp_dtype) -> dict:
+    """Validation loss, WER, CER and sample predictions (summed over ranks)."""
+    tr.model.eval()
+    loss_sum, n, counts, samples = 0.0, 0, ErrorCounts(), []
+    for batch in tr.valid_loader:
+        if batch is None:
+            continue
+        batch = batch.to(tr.device)
+        loss, log_probs, out_lengths = compute_loss(tr.model, batch, criterion, None, amp_dtype)
+        hyps = [greedy_decode(lp, int(length)) for lp, length in zip(log_probs, out_lengths)]
+        counts = counts + corpus_counts(batch.texts, hyps)
+        loss_sum += loss.item() * len(hyps)
+        n += len(hyps)
+        samples.extend({"ref": r, "hyp": h} for r, h in zip(batch.texts, hyps)
+                       if len(samples) < tr.config.samples)
+    if tr.world_size > 1:
+        totals = torch.tensor([loss_sum, n, counts.word_errors, counts.words, counts.char_errors,
+                               counts.chars], dtype=torch.float64)
+        dist.all_reduce(totals)
+        loss_sum, n = float(totals[0]), int(totals[1])
+        counts = ErrorCounts(*(int(x) for x in totals[2:]))
+    return {"valid_loss": loss_sum / max(n, 1), "wer": counts.wer, "cer": counts.cer,
+            "valid_utterances": n, "samples": samples}
+
+
+def progress(tr: Trainer, epoch_fraction: float) -> float:
+    done = (tr.state.epoch + epoch_fraction) / max(tr.config.epochs, 1)
+    if tr.config.max_steps:
+        done = max(done, tr.state.step / tr.config.max_steps)
+    return round(min(done, 1.0), 4)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def rng_states() -> dict:
+    states = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+              "python_pos": random.getstate()[2],
+              "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+              "numpy_pos": int(np.random.get_state()[2])}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    random.setstate((3, tuple(states["python"]), states["python_pos"]))
+    np.random.set_state(("MT19937", states["numpy"].numpy().astype(np.uint32), states["numpy_pos"]))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(tr: Trainer, extra: dict, best: bool = False) -> None:
+    if not tr.is_main:
+        return
+    resume = {"state": asdict(tr.state), "optimizer": tr.optimizer.state_dict(),
+              "scheduler": tr.scheduler.state_dict(), "scaler": tr.scaler.state_dict(),
+              "rng": rng_states()}
+    info = {"training": asdict(tr.config), **extra}
+    write_model_dir(tr.run.last_dir, tr.model, tr.model_config, info, resume)
+    if best:
+        write_model_dir(tr.run.best_dir, tr.model, tr.model_config, info)
+
+
+def restore(tr: Trainer) -> None:
+    """Continue from RUN/checkpoints/last: weights, optimizer, scheduler, position, RNG."""
+    model, _ = load_model(tr.run.last_dir)
+    unwrap(tr.model).load_state_dict(model.state_dict())
+    saved = load_resume_state(tr.run.last_dir)
+    tr.state = TrainState(**saved["state"])
+    tr.optimizer.load_state_dict(saved["optimizer"])
+    tr.scheduler.load_state_dict(saved["scheduler"])
+    tr.scaler.load_state_dict(saved["scaler"])
+    set_rng_states(saved["rng"])
+    log.info("resumed from %s at epoch %d, step %d", tr.run.last_dir, tr.state.epoch + 1, tr.state.step)
+
+
+# ---------------------------------------------------------------- setup
+
+def setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if device_arg == "auto":
+        device_arg = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device_arg)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world_size, device
+
+
+def setup_logging(run: RunFolder, is_main: bool) -> None:
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if is_main:
+        handlers.append(logging.FileHandler(run.log_path))
+    logging.basicConfig(level=logging.INFO if is_main else logging.WARNING, handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(message)s", force=True)
+
+
+def load_utterances(manifest: str, cfg: TrainConfig, frames_per_second: float, role: str):
+    report = SkipReport()
+    utterances = read_manifest(manifest, cfg.max_duration, report)
+    utterances = drop_unalignable(utterances, frames_per_second, report)
+    log.info("%s: %d utterances, %.1f min from %s; %s", role, len(utterances),
+             sum(u.duration for u in utterances) / 60, manifest, report.summary())
+    if not utterances:
+        raise SystemExit(f"{manifest}: no usable utterances ({report.summary()})")
+    return utterances, report
+
+
+def make_loaders(cfg: TrainConfig, model_config, rank: int, world_size: int, device):
+    feats = model_config.features
+    frames_per_second = feats.sample_rate / feats.hop_length / model_config.stride
+    train_utts, train_skips = load_utterances(cfg.train, cfg, frames_per_second, "train")
+    valid_utts, valid_skips = load_utterances(cfg.valid, cfg, frames_per_second, "valid")
+    augment = WaveAugmentConfig(enabled=cfg.augment)
+    train_set = SpeechDataset(train_utts, feats, augment, seed=cfg.seed)
+    valid_set = SpeechDataset(valid_utts, feats, None)
+    sampler = BucketBatchSampler([u.duration for u in train_utts], cfg.batch_size, cfg.seed,
+                                 rank=rank, num_replicas=world_size,
+                                 max_batch_seconds=cfg.max_batch_seconds or None)
+    valid_sampler = BucketBatchSampler([u.duration for u in valid_utts], cfg.batch_size,
+                                       shuffle=False, rank=rank, num_replicas=1)
+    if world_size > 1:  # each rank validates its share
+        valid_sampler.batches = lambda full=valid_sampler.batches: full()[rank::world_size]
+    loader_args = dict(collate_fn=collate, num_workers=cfg.workers, pin_memory=device.type == "cuda",
+                       generator=torch.Generator(), persistent_workers=False)
+    return (sampler, DataLoader(train_set, batch_sampler=sampler, **loader_args),
+            DataLoader(valid_set, batch_sampler=valid_sampler, **loader_args),
+            {"train": train_skips.total, "valid": valid_skips.total})
+
+
+def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
+    rank, world_size, device = setup_distributed(cfg.device)
+    run = RunFolder(cfg.out)
+    if rank == 0:
+        run.create()
+    if world_size > 1:
+        dist.barrier()
+    setup_logging(run, rank == 0)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    if cfg.init_from:
+        model, model_config = load_model(cfg.init_from)
+        log.info("initialised from %s", cfg.init_from)
+    else:
+        model_config = preset(cfg.model)
+        model = build_model(model_config)
+    model_config.specaugment.enabled = cfg.specaugment
+    model = model.to(device)
+    torch.manual_seed(cfg.seed + rank)  # different dropout per rank, same initial weights
+    sampler, train_loader, valid_loader, skipped = make_loaders(cfg, model_config, rank, world_size,
+                                                                device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_factor,
+                                                           patience=cfg.lr_patience)
+    if world_size > 1:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    tr = Trainer(cfg, run, model, model_config, optimizer, scheduler,
+                 torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda"),
+                 sampler, train_loader, valid_loader, SpecAugment(model_config.specaugment), device,
+                 rank, world_size, TrainState(scheduled_lr=cfg.lr))
+    log.info("model %s: %.2f M parameters on %s x%d", model_config.architecture,
+             count_parameters(model) / 1e6, device, world_size)
+    return tr, skipped
+
+
+def amp_dtype_for(tr: Trainer):
+    if not (tr.config.amp and tr.device.type == "cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+# ---------------------------------------------------------------- the loop
+
+def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dict) -> None:
+    """Validate, step the plateau scheduler, log metrics, write checkpoints."""
+    st = tr.state
+    result = validate(tr, criterion, amp_dtype)
+    if complete:
+        tr.scheduler.step(result["valid_loss"])
+        st.scheduled_lr = tr.optimizer.param_groups[0]["lr"]
+    row = {"type": "epoch", "epoch": st.epoch + 1, "step": st.step,
+           "train_loss": round(st.epoch_loss_sum / max(st.epoch_batches, 1), 4),
+           "valid_loss": round(result["valid_loss"], 4), "wer": round(result["wer"], 4),
+           "cer": round(result["cer"], 4), "lr": st.scheduled_lr,
+           "elapsed_s": round(st.elapsed_s, 1),
+           "audio_s_per_s": round(st.epoch_audio_s / max(st.epoch_train_s, 1e-9), 1),
+           "partial": not complete, "skipped": skipped, "samples": result["samples"]}
+    best = result["wer"] < st.best_wer
+    st.best_wer = min(st.best_wer, result["wer"])
+    st.audio_s += st.epoch_audio_s
+    st.train_s += st.epoch_train_s
+    if complete:
+        st.epoch, st.batch_in_epoch = st.epoch + 1, 0
+        st.epoch_loss_sum = st.epoch_audio_s = st.epoch_train_s = 0.0
+        st.epoch_batches = 0
+    if tr.is_main:
+        log.info("epoch %d step %d: train loss %.4f valid loss %.4f WER %.3f CER %.3f lr %.2e "
+                 "(%.0f audio-s/s)", row["epoch"], st.step, row["train_loss"], row["valid_loss"],
+                 row["wer"], row["cer"], row["lr"], row["audio_s_per_s"])
+        for sample in result["samples"]:
+            log.info("  %s", format_diff(sample["ref"], sample["hyp"]))
+        tr.run.append_metrics(row)
+        write_loss_curve(tr.run)
+    metrics = {k: row[k] for k in ("epoch", "step", "wer", "cer", "valid_loss")}
+    save_checkpoint(tr, {"metrics": metrics}, best=best)
+
+
+def fit(tr: Trainer, skipped: dict) -> str:
+    """Train until epochs, max_steps or a stop request; returns the final state."""
+    cfg, st = tr.config, tr.state
+    criterion = nn.CTCLoss(blank=BLANK, zero_infinity=True)
+    amp_dtype = amp_dtype_for(tr)
+    while st.epoch < cfg.epochs:
+        complete = train_one_epoch(tr, criterion, amp_dtype)
+        end_of_epoch(tr, criterion, amp_dtype, complete, skipped)
+        if tr.is_main:
+            tr.run.write_status(RUNNING, epoch=st.epoch, step=st.step, progress=progress(tr, 0),
+                                best_wer=st.best_wer)
+        if not complete or (cfg.max_steps and st.step >= cfg.max_steps):
+            break
+    return STOPPED if tr.stop_requested else FINISHED
+
+
+def request_stop(tr: Trainer):
+    def handler(signum, frame):
+        log.warning("signal %d: stopping after this step and saving a checkpoint", signum)
+        tr.stop_requested = True
+    return handler
+
+
+def train(cfg: TrainConfig) -> RunFolder:
+    tr, skipped = build_trainer(cfg)
+    if tr.is_main:
+        tr.run.write_config(asdict(cfg))
+        tr.run.write_status(RUNNING, epoch=0, step=0, progress=0.0)
+    try:
+        if cfg.resume and (tr.run.last_dir.exists() or tr.run.last_dir.with_name("last.old").exists()):
+            restore(tr)
+        elif cfg.resume:
+            log.warning("--resume: no checkpoint in %s yet, starting fresh", tr.run.path)
+        signal.signal(signal.SIGTERM, request_stop(tr))
+        state = fit(tr, skipped)
+    except BaseException as exc:
+        if tr.is_main:
+            tr.run.write_status(FAILED, error=f"{type(exc).__name__}: {exc}", step=tr.state.step)
+            log.exception("training failed")
+        raise
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if tr.is_main:
+        tr.run.write_status(state, epoch=tr.state.epoch, step=tr.state.step, progress=progress(tr, 0),
+                            best_wer=tr.state.best_wer,
+                            audio_s_per_s=round(tr.state.audio_s / max(tr.state.train_s, 1e-9), 1))
+        log.info("%s: best WER %.3f; model in %s", state, tr.state.best_wer, tr.run.best_dir)
+    return tr.run
+
+
+# ---------------------------------------------------------------- command line
+
+def parse_args(argv=None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="JSON file with any of the fields below")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            parser.add_argument(flag, type=type(default), default=None,
+                                choices=["seed", "default"] if f.name == "model" else None)
+    args = parser.parse_args(argv)
+    values = json.loads(Path(args.config).read_text()) if args.config else {}
+    unknown = set(values) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        parser.error(f"{args.config}: unknown fields {sorted(unknown)}")
+    values.update({k: v for k, v in vars(args).items() if v is not None and k != "config"})
+    cfg = TrainConfig(**values)
+    if not cfg.train or not cfg.valid:
+        parser.error("--train and --valid are required (or set them in --config)")
+    return cfg
+
+
+def main(argv=None) -> None:
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
