@@ -37,16 +37,22 @@ class ModelConfig:
         return asdict(self)
 
 
+PRESETS = ("seed", "default", "tiny")
+
+
 def preset(name: str) -> ModelConfig:
     """The named architectures with their features and augmentation defaults."""
     if name == "seed":
         return ModelConfig(architecture="seed", n_mels=81, hidden_size=1024, num_layers=1,
                            conv_channels=81, stride=2, features=SEED_FEATURES,
                            specaugment=SpecAugmentConfig())
+    if name == "tiny":  # for tests and smoke runs: learns a handful of clips in seconds
+        return ModelConfig(hidden_size=64, num_layers=1, conv_channels=64, stride=2, dropout=0.0,
+                           specaugment=SpecAugmentConfig(enabled=False))
     if name == "default":
         return ModelConfig(specaugment=SpecAugmentConfig(rate=0.8, freq_mask=15, time_mask=40,
                                                          time_mask_fraction=0.2))
-    raise ValueError(f"unknown model {name!r}: choose 'seed' or 'default'")
+    raise ValueError(f"unknown model {name!r}: choose one of {PRESETS}")
 
 
 class ActDropNormCNN1D(nn.Module):

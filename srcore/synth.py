@@ -52,7 +52,7 @@ VALID_FRACTION = 0.05          # of the requested hours
 MIN_CLIPS = {"train": 4, "valid": 4}
 VALID_TEXT_BUCKETS = 10        # 1 bucket in 10 of the normalised-text hash is validation text
 MIN_VALID_WORDS = 3            # shorter texts (single digits, "stop") stay in training
-AUDIO_FORMAT = "flac"
+AUDIO_FORMATS = ("flac", "ogg", "wav")  # flac: lossless; ogg (Vorbis): about 3x smaller
 ENGINE_WEIGHTS = {"espeak": 0.6, "piper": 0.4}
 
 # ----------------------------------------------------------------------------------------------
@@ -677,7 +677,8 @@ def _clip_seed(seed: int, split: str, index: int) -> int:
     return int(np.random.SeedSequence([seed, SPLIT_IDS[split], index]).generate_state(1)[0])
 
 
-def plan_corpus(out_dir, hours: float, seed: int = 0, engines=("espeak",)) -> list[ClipJob]:
+def plan_corpus(out_dir, hours: float, seed: int = 0, engines=("espeak",),
+                audio_format: str = "flac") -> list[ClipJob]:
     """The clips of both splits; validation gets VALID_FRACTION of the hours, held-out voices and
     held-out sentences. Equal arguments give equal plans."""
     out_dir = Path(out_dir).resolve()
@@ -693,7 +694,7 @@ def plan_corpus(out_dir, hours: float, seed: int = 0, engines=("espeak",)) -> li
             text = draw_text(texts, split)
             engine = engines[int(rng.choice(len(engines), p=weights / weights.sum()))]
             voice = VOICE_SAMPLERS[engine](rng, split)
-            path = out_dir / "audio" / split / f"{split}_{index:06d}.{AUDIO_FORMAT}"
+            path = out_dir / "audio" / split / f"{split}_{index:06d}.{audio_format}"
             jobs.append(ClipJob(split, index, text, voice, _clip_seed(seed, split, index), str(path)))
             total += estimate_seconds(text, voice)
             index += 1
@@ -785,7 +786,8 @@ def _render_all(jobs: list[ClipJob], sample_rate: int, workers: int):
 
 
 def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 16000,
-                      engines=None, workers: int = 1, progress: bool = True) -> dict:
+                      engines=None, workers: int = 1, progress: bool = True,
+                      audio_format: str = "flac") -> dict:
     """Write a synthetic corpus of about `hours` hours under out_dir (see the module docstring).
 
     Returns a summary: clips, hours, seconds taken, per-engine clip counts, per-split clips and
@@ -796,7 +798,7 @@ def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 1
     started = time.time()
     out_dir = Path(out_dir)
     engines = available_engines(engines)
-    jobs = plan_corpus(out_dir, hours, seed, engines)
+    jobs = plan_corpus(out_dir, hours, seed, engines, audio_format)
     for split in SPLITS:
         (out_dir / "audio" / split).mkdir(parents=True, exist_ok=True)
     rows = {split: [] for split in SPLITS}
@@ -839,6 +841,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated, from {','.join(ENGINE_CLASSES)} (default: all usable)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--format", dest="audio_format", choices=AUDIO_FORMATS, default="flac",
+                        help="audio file format (default: flac)")
 
 
 def _command(args: argparse.Namespace) -> dict:
@@ -846,7 +850,7 @@ def _command(args: argparse.Namespace) -> dict:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     summary = synthesize_corpus(args.out, args.hours, seed=args.seed, sample_rate=args.sample_rate,
                                 engines=args.engines, workers=args.workers,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, audio_format=args.audio_format)
     print(json.dumps(summary, indent=2))
     return summary
 

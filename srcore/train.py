@@ -27,7 +27,7 @@ from .decoding import greedy_decode
 from .features import SpecAugment
 from .manifest import SkipReport, read_manifest
 from .metrics import ErrorCounts, corpus_counts, format_diff
-from .model import build_model, count_parameters, preset
+from .model import PRESETS, build_model, count_parameters, preset
 from .run import FAILED, FINISHED, RUNNING, STOPPED, RunFolder, write_loss_curve
 from .text import BLANK
 
@@ -325,7 +325,7 @@ def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
     else:
         model_config = preset(cfg.model)
         model = build_model(model_config)
-    model_config.specaugment.enabled = cfg.specaugment
+    model_config.specaugment.enabled = model_config.specaugment.enabled and cfg.specaugment
     model = model.to(device)
     torch.manual_seed(cfg.seed + rank)  # different dropout per rank, same initial weights
     sampler, train_loader, valid_loader, skipped = make_loaders(cfg, model_config, rank, world_size,
@@ -451,7 +451,7 @@ def parse_args(argv=None) -> TrainConfig:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:
             parser.add_argument(flag, type=type(default), default=None,
-                                choices=["seed", "default"] if f.name == "model" else None)
+                                choices=PRESETS if f.name == "model" else None)
     args = parser.parse_args(argv)
     values = json.loads(Path(args.config).read_text()) if args.config else {}
     unknown = set(values) - {f.name for f in fields(TrainConfig)}

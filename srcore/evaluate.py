@@ -1,0 +1,102 @@
+"""Score a model on a manifest.
+
+    python -m srcore.evaluate [--model DIR] --manifest M.jsonl [--out report.jsonl] [--beam N]
+
+Writes one JSON line per utterance (key, ref, hyp, wer, cer, diff as `(REF->HYP)`) to --out and
+prints, as its last line, the totals: {"wer", "cer", "n", "audio_s", "rtf", "skipped", ...}.
+"""
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .audio import AudioError
+from .manifest import SkipReport, read_manifest
+from .metrics import ErrorCounts, error_counts, format_diff
+from .text import normalize_text
+from .transcribe import DEFAULT_MODEL_DIR, Recognizer
+
+
+@dataclass
+class Evaluation:
+    rows: list  # per-utterance dicts
+    counts: ErrorCounts
+    audio_s: float
+    compute_s: float
+    skipped: int
+
+    def summary(self) -> dict:
+        return {"wer": round(self.counts.wer, 4), "cer": round(self.counts.cer, 4),
+                "n": len(self.rows), "words": self.counts.words, "audio_s": round(self.audio_s, 2),
+                "rtf": round(self.compute_s / max(self.audio_s, 1e-9), 5), "skipped": self.skipped}
+
+
+def score_utterance(recognizer: Recognizer, path: str, reference: str) -> dict:
+    """Transcribe one clip and compare it with its (normalised) reference."""
+    result = recognizer.transcribe_file(path)
+    ref = normalize_text(reference)
+    counts = error_counts(ref, result.text)
+    return {"key": path, "ref": ref, "hyp": result.text, "wer": round(counts.wer, 4),
+            "cer": round(counts.cer, 4), "diff": format_diff(ref, result.text),
+            "audio_s": round(result.audio_s, 3), "elapsed_s": round(result.elapsed_s, 4),
+            "_counts": counts}
+
+
+def evaluate(recognizer: Recognizer, manifest, limit: int = 0) -> Evaluation:
+    """Transcribe every usable clip of `manifest` (the first `limit` when > 0)."""
+    report = SkipReport()
+    utterances = read_manifest(manifest, report=report)
+    if limit:
+        utterances = utterances[:limit]
+    rows, counts, audio_s, compute_s = [], ErrorCounts(), 0.0, 0.0
+    for utt in utterances:
+        try:
+            row = score_utterance(recognizer, utt.path, utt.text)
+        except AudioError as exc:
+            report.add(utt.path, str(exc))
+            continue
+        counts = counts + row.pop("_counts")
+        audio_s += row["audio_s"]
+        compute_s += row["elapsed_s"]
+        rows.append(row)
+    return Evaluation(rows, counts, audio_s, compute_s, report.total)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m srcore.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help=f"model directory (default: {DEFAULT_MODEL_DIR})")
+    parser.add_argument("--manifest", required=True, help="JSON-lines manifest to score")
+    parser.add_argument("--out", help="per-utterance report (JSON lines)")
+    parser.add_argument("--beam", type=int, default=0, help="beam size (default: greedy decoding)")
+    parser.add_argument("--lexicon", help="lexicon file for beam search")
+    parser.add_argument("--lm", help="KenLM language model for beam search")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N clips")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--show", type=int, default=5, help="print the N worst utterances")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        recognizer = Recognizer.load(args.model, args.beam, args.lexicon, args.lm)
+        started = time.perf_counter()
+        result = evaluate(recognizer, args.manifest, args.limit)
+    except (FileNotFoundError, ValueError) as exc:
+        sys.exit(f"error: {exc}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in result.rows)
+    for row in sorted(result.rows, key=lambda r: -r["wer"])[: args.show]:
+        print(f"{row['wer']:.2f}  {row['diff']}", file=sys.stderr)
+    summary = {**result.summary(), "model": str(recognizer.model_dir), "manifest": args.manifest,
+               "beam": args.beam, "wall_s": round(time.perf_counter() - started, 1)}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

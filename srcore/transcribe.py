@@ -1,0 +1,153 @@
+"""Speech to text with a trained model directory.
+
+    python -m srcore.transcribe [--model DIR] [--beam N] FILE...
+
+prints one transcript per file. As a library: `Recognizer.load(DIR)` once, then
+`recognizer.transcribe_file(path)` or `recognizer.transcribe(samples, rate)` from any thread.
+Long audio is cut into chunks of at most CHUNK_S seconds at the quietest moment near each cut.
+"""
+import argparse
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .audio import AudioError, read_audio, to_model_rate
+from .checkpoint import load_model, read_config, resolve_model_dir
+from .decoding import make_decoder
+from .features import LogMel
+from .model import ModelConfig
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
+CHUNK_S = 20.0  # longest piece the model sees at once
+CUT_SEARCH_S = 4.0  # a cut moves back to the quietest 10 ms within this many seconds
+MAX_AUDIO_S = 30 * 60.0  # longer input is refused, not silently truncated
+MIN_AUDIO_S = 0.1
+
+
+@dataclass
+class Transcript:
+    text: str
+    audio_s: float
+    elapsed_s: float
+    log_probs: torch.Tensor  # (frames, classes), the model's per-frame log-probabilities
+    frame_s: float  # seconds per output frame
+
+    @property
+    def rtf(self) -> float:
+        return self.elapsed_s / max(self.audio_s, 1e-9)
+
+
+def chunk_bounds(wave: torch.Tensor, sample_rate: int, chunk_s: float = CHUNK_S) -> list[tuple]:
+    """(start, end) sample ranges covering `wave`, each at most chunk_s long, cut in quiet spots."""
+    chunk, search, hop = int(chunk_s * sample_rate), int(CUT_SEARCH_S * sample_rate), sample_rate // 100
+    bounds, start = [], 0
+    while wave.numel() - start > chunk:
+        window = wave[start + chunk - search:start + chunk]
+        energy = window[: window.numel() // hop * hop].reshape(-1, hop).pow(2).mean(dim=1)
+        cut = start + chunk - search + int(energy.argmin()) * hop
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, wave.numel()))
+    return bounds
+
+
+class Recognizer:
+    """A loaded model with its feature extractor and decoder; safe to share between threads."""
+
+    def __init__(self, model: torch.nn.Module, config: ModelConfig, model_dir: Path,
+                 beam: int = 0, lexicon: str | None = None, lm: str | None = None):
+        self.model, self.config, self.model_dir = model.eval(), config, model_dir
+        self.logmel = LogMel(config.features)
+        self.decode = make_decoder(beam, lexicon, lm)
+        self.beam = beam
+        self._lock = threading.Lock()  # the beam decoder is not re-entrant
+        self.frame_s = config.features.hop_length * config.stride / config.features.sample_rate
+
+    @classmethod
+    def load(cls, model_dir=None, beam: int = 0, lexicon: str | None = None,
+             lm: str | None = None, device: str = "cpu") -> "Recognizer":
+        model_dir = resolve_model_dir(model_dir or DEFAULT_MODEL_DIR)
+        model, config = load_model(model_dir, device)
+        return cls(model, config, model_dir, beam, lexicon, lm)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.features.sample_rate
+
+    def describe(self) -> dict:
+        meta = read_config(self.model_dir)
+        return {"model_dir": str(self.model_dir), "architecture": self.config.architecture,
+                "sample_rate": self.sample_rate, "metrics": meta.get("metrics", {})}
+
+    @torch.inference_mode()
+    def log_probs(self, wave: torch.Tensor) -> torch.Tensor:
+        """Per-frame log-probabilities (frames, classes) of a mono waveform at the model's rate."""
+        pieces = []
+        device = next(self.model.parameters()).device
+        for start, end in chunk_bounds(wave, self.sample_rate):
+            feats = self.logmel(wave[start:end]).unsqueeze(0).to(device)
+            out, lengths = self.model(feats, torch.tensor([feats.shape[-1]]))
+            pieces.append(out[0, : int(lengths[0])].float().cpu())
+        return torch.cat(pieces)
+
+    def transcribe_wave(self, wave: torch.Tensor) -> Transcript:
+        """Transcribe a mono float waveform already at the model's sample rate."""
+        audio_s = wave.numel() / self.sample_rate
+        if audio_s < MIN_AUDIO_S:
+            raise AudioError(f"audio is too short ({audio_s:.2f} s; at least {MIN_AUDIO_S} s)")
+        if audio_s > MAX_AUDIO_S:
+            raise AudioError(f"audio is too long ({audio_s / 60:.1f} min; at most "
+                             f"{MAX_AUDIO_S / 60:.0f} min)")
+        started = time.perf_counter()
+        log_probs = self.log_probs(wave)
+        with self._lock:
+            text = self.decode(log_probs, log_probs.shape[0])
+        return Transcript(text, audio_s, time.perf_counter() - started, log_probs, self.frame_s)
+
+    def transcribe(self, samples, sample_rate: int) -> Transcript:
+        """Transcribe samples at any rate: numpy or tensor, (samples,) or (samples, channels)."""
+        return self.transcribe_wave(to_model_rate(samples, sample_rate, self.sample_rate))
+
+    def transcribe_file(self, path) -> Transcript:
+        wave = read_audio(path, self.sample_rate)
+        try:
+            return self.transcribe_wave(wave)
+        except AudioError as exc:
+            raise AudioError(f"{path}: {exc}") from None
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m srcore.transcribe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3)")
+    parser.add_argument("--model", default=None, help=f"model directory (default: {DEFAULT_MODEL_DIR})")
+    parser.add_argument("--beam", type=int, default=0, help="beam size (default: greedy decoding)")
+    parser.add_argument("--lexicon", help="lexicon file for beam search (words to spellings)")
+    parser.add_argument("--lm", help="KenLM binary/ARPA language model for beam search")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        recognizer = Recognizer.load(args.model, args.beam, args.lexicon, args.lm)
+    except (FileNotFoundError, ValueError) as exc:
+        sys.exit(f"error: {exc}")
+    failed = 0
+    for path in args.files:
+        try:
+            result = recognizer.transcribe_file(path)
+        except AudioError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        prefix = f"{path}\t" if len(args.files) > 1 else ""
+        print(prefix + result.text, flush=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
