@@ -63,10 +63,34 @@ def add_split_cli(subparsers) -> None:
     p.set_defaults(func=_split_command)
 
 
+def combine_manifests(sources, out) -> dict:
+    """Concatenate manifests into one; `FILE@N` repeats FILE's rows N times (to up-weight a small
+    real corpus against a large synthetic one). Bad rows are skipped and counted."""
+    report, rows = SkipReport(), []
+    for source in sources:
+        path, _, times = str(source).partition("@")
+        rows.extend(read_manifest(path, report=report) * int(times or 1))
+    write_manifest(rows, out)
+    return {"rows": len(rows), "hours": round(sum(u.duration for u in rows) / 3600, 3),
+            "skipped": report.total, "out": str(out)}
+
+
+def _combine_command(args) -> None:
+    print(combine_manifests(args.manifests, args.out))
+
+
+def add_combine_cli(subparsers) -> None:
+    p = subparsers.add_parser("combine", help="concatenate manifests (FILE@N repeats FILE N times)")
+    p.add_argument("manifests", nargs="+")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_combine_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m srcore.data", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_split_cli(subparsers)
+    add_combine_cli(subparsers)
     for module in ("synth", "importers"):
         try:
             __import__(f"srcore.{module}", fromlist=["add_cli"]).add_cli(subparsers)

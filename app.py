@@ -1,0 +1,603 @@
+"""Gradio web app: transcribe speech, score validation samples and pick a model.
+
+    python app.py [--model DIR] [--runs DIR] [--share]
+
+Port: $PORT or $GRADIO_SERVER_PORT (default 7860); host: $GRADIO_SERVER_NAME (default 127.0.0.1,
+0.0.0.0 on a Hugging Face Space). Every handler below is a plain function (inputs -> outputs, never
+raises: problems come back as a message) and a named API endpoint for `gradio_client`.
+"""
+import argparse
+import functools
+import logging
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+import soundfile as sf
+import torch
+from plotly.subplots import make_subplots
+
+from srcore.audio import AudioError, read_audio
+from srcore.checkpoint import read_config, resolve_model_dir
+from srcore.evaluate import score_utterance
+from srcore.manifest import SkipReport, read_manifest
+from srcore.metrics import ErrorCounts, word_diff
+from srcore.run import list_runs
+from srcore.text import CHARS
+from srcore.transcribe import (CUT_SEARCH_S, DEFAULT_MODEL_DIR, MAX_AUDIO_S, MIN_AUDIO_S,
+                               Recognizer, chunk_bounds)
+
+log = logging.getLogger("srcore.app")
+
+APP_DIR = Path(__file__).resolve().parent
+DEFAULT_RUNS_DIR = APP_DIR / "runs"
+MAX_UPLOAD_MB = 100  # uploads above this are refused (launch's max_file_size and the handler)
+MAX_AUDIO_MIN = MAX_AUDIO_S / 60  # longer audio is refused; up to it, it is chunked
+SILENCE_PEAK = 1e-3  # a recording whose loudest sample is below this (-60 dBFS) is silence
+LIVE_WINDOW_S = 20.0  # live transcription re-reads at most this much of the latest audio
+LIVE_EVERY_S = 1.0  # the live transcript is refreshed this often
+PLOT_MAX_S = 120.0  # the picture shows at most the first this many seconds
+TRANSCRIBE_CONCURRENCY = 4  # transcriptions run at once; more wait in the queue
+DEFAULT_SAMPLES = 10  # validation samples shown, as the original notebook did
+MAX_SAMPLES = 200
+DEFAULT_BEAM = 16
+PLOT_COLUMNS = 1000  # longest time axis drawn; longer audio is averaged down to this
+GREEDY, BEAM = "greedy", "beam search"
+DIFF_COLOURS = {"substitution": "#f59e0b", "deletion": "#ef4444", "insertion": "#22c55e"}
+DIFF_TAGS = {"sub": "substitution", "del": "deletion", "ins": "insertion"}
+WARN = "⚠️ "
+
+
+class UserError(Exception):
+    """A problem the user can fix; its message is shown as it is."""
+
+
+# ------------------------------------------------------------------------------ models
+
+
+def is_model_dir(directory) -> bool:
+    try:
+        resolve_model_dir(directory)
+        return True
+    except (FileNotFoundError, OSError, TypeError):
+        return False
+
+
+_load_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _load_recognizer(model_dir: str, beam: int, _weights_mtime: float) -> Recognizer:
+    return Recognizer.load(model_dir, beam=beam)
+
+
+def get_recognizer(model_dir, beam: int = 0) -> Recognizer:
+    """The model at `model_dir`, loaded once per (directory, beam) and reloaded if rewritten."""
+    if not model_dir:
+        raise UserError("No model is chosen: pick one in the Model tab.")
+    if not is_model_dir(model_dir):
+        raise UserError(missing_model_message(model_dir))
+    resolved = resolve_model_dir(model_dir)
+    with _load_lock:
+        return _load_recognizer(str(resolved), int(beam),
+                                (resolved / "model.safetensors").stat().st_mtime)
+
+
+def missing_model_message(model_dir) -> str:
+    if Path(model_dir).resolve() == DEFAULT_MODEL_DIR.resolve():
+        return (f"The shipped model is not there yet ({DEFAULT_MODEL_DIR} is missing). Train one "
+                "(`python -m srcore.train ...`), start the app with `--model DIR`, or choose a run "
+                "or a Hub model in the Model tab.")
+    return (f"{model_dir} is not a model directory (it needs config.json and model.safetensors). "
+            "Choose another in the Model tab.")
+
+
+def beam_width(decoding: str, beam_size) -> int:
+    return int(beam_size or DEFAULT_BEAM) if decoding == BEAM else 0
+
+
+def describe_model(model_dir) -> str:
+    """A one-paragraph Markdown summary of a model directory (or why it can't be used)."""
+    if not model_dir or not is_model_dir(model_dir):
+        return WARN + missing_model_message(model_dir or DEFAULT_MODEL_DIR)
+    meta = read_config(model_dir)
+    model = meta.get("model", {})
+    metrics = meta.get("metrics", {})
+    scores = ", ".join(f"{k} {v}" for k, v in metrics.items() if k in ("wer", "cer", "epoch"))
+    return (f"**Model:** `{model_dir}` · {model.get('architecture', '?')} architecture, "
+            f"{model.get('features', {}).get('sample_rate', '?')} Hz"
+            + (f" · validation {scores}" if scores else ""))
+
+
+def model_choices(runs_dir, *extra) -> list[tuple[str, str]]:
+    """(label, directory) of the shipped model, every run's best/last checkpoint and `extra`."""
+    choices = []
+    if is_model_dir(DEFAULT_MODEL_DIR):
+        choices.append(("shipped model (checkpoints/default)", str(DEFAULT_MODEL_DIR)))
+    for run in list_runs(runs_dir) if runs_dir else []:
+        for kind, directory in (("best", run.best_dir), ("last", run.last_dir)):
+            if is_model_dir(directory):
+                wer = read_config(directory).get("metrics", {}).get("wer")
+                score = f" (WER {wer:.3f})" if isinstance(wer, (int, float)) else ""
+                choices.append((f"run {run.name} · {kind}{score}", str(directory)))
+    known = {value for _, value in choices}
+    for directory in extra:
+        if directory and str(directory) not in known:
+            found = "" if is_model_dir(directory) else " (not found)"
+            choices.append((f"{directory}{found}", str(directory)))
+            known.add(str(directory))
+    return choices
+
+
+def _existing_path(name, *roots) -> str | None:
+    path = Path(name)
+    candidates = [path] if path.is_absolute() else [root / path for root in roots]
+    return next((str(p) for p in candidates if p.is_file()), None)
+
+
+def manifest_choices(runs_dir, model_dir=None) -> list[tuple[str, str]]:
+    """(label, path) of the validation manifest of `model_dir` and of every run."""
+    sources = []
+    if model_dir and is_model_dir(model_dir):
+        sources.append(("this model", read_config(model_dir).get("training", {}).get("valid")))
+    sources += [(f"run {run.name}", run.read_config().get("valid"))
+                for run in (list_runs(runs_dir) if runs_dir else [])]
+    choices, seen = [], set()
+    for owner, valid in sources:
+        path = valid and _existing_path(valid, Path.cwd(), APP_DIR)
+        if path and path not in seen:
+            seen.add(path)
+            choices.append((f"{owner}: validation set ({valid})", path))
+    return choices
+
+
+# ------------------------------------------------------------------------------ error handling
+
+
+def shows_errors(on_error):
+    """Decorate a handler so that any failure becomes `on_error(message)`: a message, never a
+    stack trace, in the UI and in the API's answer."""
+    def decorate(handler):
+        @functools.wraps(handler)
+        def wrapper(*args, **kwargs):
+            try:
+                return handler(*args, **kwargs)
+            except (UserError, AudioError) as exc:
+                message = str(exc)
+            except Exception as exc:  # noqa: BLE001 - the UI must get an answer, the log the trace
+                log.exception("%s failed", handler.__name__)
+                message = f"Something went wrong ({type(exc).__name__}: {exc})."
+            return on_error(WARN + message)
+        return wrapper
+    return decorate
+
+
+# ------------------------------------------------------------------------------ transcription
+
+
+def check_upload(path) -> str:
+    """Refuse what can't be transcribed before decoding it: too big, unreadable or too long."""
+    if not path:
+        raise UserError("No audio: record something or upload a file (wav, flac, ogg or mp3).")
+    path, name = Path(path), Path(path).name
+    if not path.is_file():
+        raise UserError(f"{name}: the file is gone; upload it again.")
+    size_mb = path.stat().st_size / 2**20
+    if size_mb > MAX_UPLOAD_MB:
+        raise UserError(f"{name} is {size_mb:.0f} MB; the app takes files up to {MAX_UPLOAD_MB} MB.")
+    if path.stat().st_size == 0:
+        raise UserError(f"{name} is empty: nothing was recorded.")
+    try:
+        info = sf.info(str(path))
+    except Exception:
+        raise UserError(f"{name} is not audio the app can read (use wav, flac, ogg or mp3).") from None
+    if info.duration > MAX_AUDIO_S:
+        raise UserError(f"{name} lasts {info.duration / 60:.1f} min; the app transcribes up to "
+                        f"{MAX_AUDIO_MIN:.0f} min. Cut it into shorter pieces.")
+    return name
+
+
+def transcribe_wave(recognizer: Recognizer, wave: torch.Tensor, name: str = "the recording"):
+    """Transcript of a mono waveform at the model's rate, refusing silence with a message."""
+    if wave.numel() == 0:
+        raise UserError(f"{name} is empty: nothing was recorded.")
+    if float(wave.abs().max()) < SILENCE_PEAK:
+        raise UserError(f"{name} is silent: nothing to transcribe.")
+    try:
+        return recognizer.transcribe_wave(wave)
+    except AudioError as exc:
+        raise UserError(f"{name}: {exc}") from None
+
+
+def _shrink(matrix: np.ndarray, columns: int, reduce=np.mean) -> tuple[np.ndarray, int]:
+    """Average (or `reduce`) groups of columns so that at most `columns` remain."""
+    step = max(1, -(-matrix.shape[1] // columns))
+    if step == 1:
+        return matrix, 1
+    pad = (-matrix.shape[1]) % step
+    padded = np.pad(matrix, ((0, 0), (0, pad)), mode="edge")
+    return reduce(padded.reshape(matrix.shape[0], -1, step), axis=2), step
+
+
+def heard_figure(recognizer: Recognizer, wave: torch.Tensor, transcript) -> go.Figure:
+    """What the model heard (the first PLOT_MAX_S seconds): the log-mel spectrogram and the
+    per-frame character probabilities."""
+    with torch.inference_mode():
+        logmel = recognizer.logmel(wave[:int(PLOT_MAX_S * recognizer.sample_rate)]).numpy()
+    mel_frame_s = recognizer.config.features.hop_length / recognizer.sample_rate
+    logmel, mel_step = _shrink(logmel, PLOT_COLUMNS)
+    probs = transcript.log_probs[:int(PLOT_MAX_S / transcript.frame_s)].exp().T.numpy()
+    probs, prob_step = _shrink(probs, PLOT_COLUMNS, np.max)
+    labels = [c if c != " " else "␣ (space)" for c in CHARS] + ["blank"]
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                           subplot_titles=("log-mel spectrogram (the model's input)",
+                                           "character probability per frame (the model's output)"))
+    figure.add_trace(go.Heatmap(z=logmel, x=np.arange(logmel.shape[1]) * mel_step * mel_frame_s,
+                                colorscale="Viridis", showscale=False, name="log-mel"), row=1, col=1)
+    figure.add_trace(go.Heatmap(z=probs, x=np.arange(probs.shape[1]) * prob_step * transcript.frame_s,
+                                y=labels, colorscale="Blues", zmin=0, zmax=1, name="probability",
+                                colorbar={"title": "p", "len": 0.45, "y": 0.22}), row=2, col=1)
+    figure.update_yaxes(title_text="mel bin", row=1, col=1)
+    figure.update_yaxes(title_text="character", row=2, col=1, dtick=1, tickfont={"size": 8})
+    shown = "time (s)" if transcript.audio_s <= PLOT_MAX_S else f"time (s), first {PLOT_MAX_S:.0f} s"
+    figure.update_xaxes(title_text=shown, row=2, col=1)
+    figure.update_layout(height=640, margin={"l": 60, "r": 20, "t": 40, "b": 40})
+    return figure
+
+
+@shows_errors(lambda message: ("", message, None))
+def transcribe(audio_path, decoding: str = GREEDY, beam_size: float = DEFAULT_BEAM,
+               model_dir: str | None = None, show_picture: bool = True):
+    """Audio file (wav, flac, ogg, mp3; any rate, stereo) -> (transcript, timing message, figure)."""
+    started = time.perf_counter()
+    name = check_upload(audio_path)
+    recognizer = get_recognizer(model_dir, beam_width(decoding, beam_size))
+    wave = read_audio(audio_path, recognizer.sample_rate)
+    result = transcribe_wave(recognizer, wave, name)
+    figure = heard_figure(recognizer, wave, result) if show_picture else None
+    took = time.perf_counter() - started
+    info = (f"{result.audio_s:.2f} s of audio transcribed in {took:.2f} s "
+            f"(model {result.elapsed_s:.2f} s, {result.rtf:.3f}× real time), "
+            f"{decoding if decoding == GREEDY else f'beam search ({beam_width(decoding, beam_size)})'}"
+            " decoding.")
+    if not result.text:
+        info = WARN + "No words recognised. " + info
+    return result.text, info, figure
+
+
+def new_live_state(rate: int = 0) -> dict:
+    """A live recording: settled text, the recent audio still being re-read, total seconds."""
+    return {"rate": rate, "settled": "", "pending": np.zeros(0, np.float32), "seconds": 0.0}
+
+
+def reset_live():
+    """Start a fresh live recording: empty buffer, empty transcript."""
+    return new_live_state(), ""
+
+
+def _as_float_mono(samples) -> np.ndarray:
+    samples = np.asarray(samples)
+    scale = float(np.iinfo(samples.dtype).max) if np.issubdtype(samples.dtype, np.integer) else 1.0
+    samples = samples.astype(np.float32) / scale
+    return samples.mean(axis=1) if samples.ndim == 2 else samples
+
+
+def _words_in(recognizer: Recognizer, samples: np.ndarray, rate: int) -> str:
+    """Transcript of a piece of a live recording; silence and slivers are no words."""
+    if samples.size < MIN_AUDIO_S * rate or float(np.abs(samples).max()) < SILENCE_PEAK:
+        return ""
+    return recognizer.transcribe(samples, rate).text
+
+
+def _joined(*texts) -> str:
+    return " ".join(t for t in texts if t)
+
+
+@shows_errors(lambda message: (new_live_state(), message))
+def live_transcribe(chunk, live: dict | None, model_dir: str | None = None):
+    """One streamed microphone chunk (rate, samples) -> (updated recording, transcript so far).
+
+    The models are bidirectional, so the last LIVE_WINDOW_S seconds are re-read on every chunk;
+    older audio is cut off at a quiet moment and its words are settled, so each update costs the
+    same however long the user speaks."""
+    if chunk is None:
+        return live or new_live_state(), ""
+    rate, samples = int(chunk[0]), _as_float_mono(chunk[1])
+    if not live or live.get("rate") != rate:
+        live = new_live_state(rate)
+    recognizer = get_recognizer(model_dir)
+    settled, pending = live["settled"], np.concatenate([live["pending"], samples])
+    if pending.size > LIVE_WINDOW_S * rate:
+        cut = chunk_bounds(torch.from_numpy(pending), rate, LIVE_WINDOW_S - CUT_SEARCH_S)[0][1]
+        settled = _joined(settled, _words_in(recognizer, pending[:cut], rate))
+        pending = pending[cut:]
+    live = {"rate": rate, "settled": settled, "pending": pending,
+            "seconds": live["seconds"] + samples.size / rate}
+    return live, _joined(settled, _words_in(recognizer, pending, rate)) or "…"
+
+
+# ------------------------------------------------------------------------------ validation
+
+
+def diff_highlights(ref: str, hyp: str) -> list[tuple[str, str | None]]:
+    """word_diff as HighlightedText pieces: `(REF->HYP)` tagged substitution/deletion/insertion."""
+    pieces = []
+    for text, tag in word_diff(ref, hyp):
+        pieces += [(text, DIFF_TAGS.get(tag)), (" ", None)]
+    return pieces[:-1]
+
+
+def choose_utterances(manifest, count: int, shuffle: bool):
+    report = SkipReport()
+    utterances = read_manifest(manifest, report=report)
+    if shuffle:
+        utterances = random.Random(0).sample(utterances, len(utterances))
+    return utterances[:max(1, int(count))], report
+
+
+def summary_markdown(counts: ErrorCounts, rows: list, report: SkipReport) -> str:
+    audio_s = sum(row["audio_s"] for row in rows)
+    compute_s = sum(row["elapsed_s"] for row in rows)
+    text = (f"**WER {100 * counts.wer:.1f} %** · **CER {100 * counts.cer:.1f} %** over "
+            f"{len(rows)} clips ({counts.words} words, {audio_s:.1f} s of audio, "
+            f"{compute_s / max(audio_s, 1e-9):.3f}× real time)")
+    if report.total:
+        text += f"\n\n{WARN}{report.summary()}: " + "; ".join(report.examples[:3])
+    return text
+
+
+@shows_errors(lambda message: ([], [], message, []))
+def validate(manifest, count: float = DEFAULT_SAMPLES, shuffle: bool = False,
+             decoding: str = GREEDY, beam_size: float = DEFAULT_BEAM, model_dir: str | None = None,
+             progress=gr.Progress()):
+    """Manifest (JSON lines) -> (table, word diff of every sample, aggregate WER/CER, samples)."""
+    if not manifest:
+        raise UserError("Choose a validation manifest or upload a .jsonl file.")
+    try:
+        utterances, report = choose_utterances(manifest, count, shuffle)
+    except FileNotFoundError:
+        raise UserError(f"{manifest}: manifest not found.") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{Path(manifest).name} is not a JSON-lines text file.") from None
+    if not utterances:
+        raise UserError(f"{Path(manifest).name} has no usable clips ({report.summary()}: "
+                        + "; ".join(report.examples[:3]) + ").")
+    recognizer = get_recognizer(model_dir, beam_width(decoding, beam_size))
+    rows, counts = [], ErrorCounts()
+    for utt in progress.tqdm(utterances, desc="scoring"):
+        try:
+            row = score_utterance(recognizer, utt.path, utt.text)
+        except AudioError as exc:
+            report.add(utt.path, str(exc))
+            continue
+        counts = counts + row.pop("_counts")
+        rows.append(row)
+    table = [[i, row["audio_s"], row["ref"], row["hyp"], row["wer"], row["cer"]]
+             for i, row in enumerate(rows, 1)]
+    diffs = []
+    for i, row in enumerate(rows, 1):
+        diffs += [(f"{i}. ", None), *diff_highlights(row["ref"], row["hyp"]), ("\n", None)]
+    return table, diffs, summary_markdown(counts, rows, report), rows
+
+
+@shows_errors(lambda message: (None, [(message, None)]))
+def show_sample(samples: list | None, number: float = 1):
+    """One scored sample (1-based) -> (its audio as (rate, int16), its word diff)."""
+    if not samples:
+        return None, []
+    index = min(max(int(number or 1), 1), len(samples)) - 1
+    row = samples[index]
+    wave = read_audio(row["key"], 16000).numpy()
+    audio = (16000, (np.clip(wave, -1, 1) * 32767).astype(np.int16))
+    return audio, [(f"{index + 1}. ", None), *diff_highlights(row["ref"], row["hyp"])]
+
+
+def pick_sample_row(event: gr.SelectData) -> int:
+    """A click in the results table -> the sample number of that row."""
+    return int(event.index[0]) + 1
+
+
+def use_uploaded_manifest(path):
+    """An uploaded .jsonl -> its server path, which becomes the chosen manifest."""
+    return str(path) if path else None
+
+
+# ------------------------------------------------------------------------------ model picker
+
+
+def refresh_models(model_dir, runs_dir=None):
+    """Rescan the runs folder -> the model dropdown (keeping the current choice)."""
+    return gr.update(choices=model_choices(runs_dir, model_dir), value=model_dir)
+
+
+def _model_outputs(model_dir, runs_dir, status=None):
+    """(state, model dropdown, status, page header, manifest dropdown) once `model_dir` is chosen."""
+    manifests = manifest_choices(runs_dir, model_dir)
+    header = describe_model(model_dir)
+    return (model_dir, gr.update(choices=model_choices(runs_dir, model_dir), value=model_dir),
+            status or header, header,
+            gr.update(choices=manifests, value=manifests[0][1] if manifests else None))
+
+
+def choose_model(model_dir, current=None, runs_dir=None):
+    """A model directory -> (per-user model state, dropdown, status, header, manifest dropdown);
+    a directory that can't be loaded leaves the current model in place and says why."""
+    try:
+        get_recognizer(model_dir)
+    except UserError as exc:
+        return _model_outputs(current, runs_dir, WARN + str(exc))
+    except Exception as exc:  # noqa: BLE001 - a broken checkpoint must not break the page
+        log.exception("loading %s failed", model_dir)
+        return _model_outputs(current, runs_dir, f"{WARN}{model_dir} could not be loaded "
+                                                 f"({type(exc).__name__}: {exc}).")
+    return _model_outputs(model_dir, runs_dir)
+
+
+def download_hub_model(repo_id, revision=None, current_model=None, runs_dir=None):
+    """A Hugging Face Hub model id -> downloaded once, then chosen like any model directory."""
+    repo_id, revision = (repo_id or "").strip(), (revision or "").strip() or None
+    if not repo_id:
+        return _model_outputs(current_model, runs_dir, WARN + "Type a Hub model id, e.g. `user/model`.")
+    try:
+        from srcore.hub import from_pretrained  # lazily: only when someone asks for the Hub
+    except ImportError:
+        return _model_outputs(current_model, runs_dir,
+                              WARN + "Hub downloads are not available in this build (srcore.hub).")
+    try:
+        model_dir = str(from_pretrained(repo_id, revision=revision))
+    except Exception as exc:  # noqa: BLE001 - network, auth, not found: all become a message
+        log.exception("downloading %s failed", repo_id)
+        return _model_outputs(current_model, runs_dir,
+                              f"{WARN}Could not download {repo_id}: {type(exc).__name__}: {exc}")
+    return choose_model(model_dir, current_model, runs_dir)
+
+
+# ------------------------------------------------------------------------------ the page
+
+
+def build_transcribe_tab(model_state):
+    with gr.Row():
+        with gr.Column():
+            audio = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                             label=f"Audio: record or upload (wav, flac, ogg, mp3; up to "
+                                   f"{MAX_AUDIO_MIN:.0f} min, {MAX_UPLOAD_MB} MB)",
+                             elem_id="audio-input")
+            with gr.Row():
+                decoding = gr.Radio([GREEDY, BEAM], value=GREEDY, label="Decoding")
+                beam_size = gr.Slider(2, 64, value=DEFAULT_BEAM, step=1, label="Beam width")
+            show_picture = gr.Checkbox(value=True, label="Show what the model heard")
+            button = gr.Button("Transcribe", variant="primary", elem_id="transcribe-button")
+        with gr.Column():
+            text = gr.Textbox(label="Transcript", lines=4, buttons=["copy"], elem_id="transcript")
+            info = gr.Markdown(label="Details", elem_id="transcribe-info")
+    picture = gr.Plot(label="What the model heard")
+    button.click(transcribe, [audio, decoding, beam_size, model_state, show_picture],
+                 [text, info, picture], api_name="transcribe",
+                 concurrency_limit=TRANSCRIBE_CONCURRENCY, concurrency_id="model")
+    with gr.Accordion("Live transcription (microphone)", open=False):
+        gr.Markdown(f"Speak: the transcript is refreshed every {LIVE_EVERY_S:.0f} s; the last "
+                    f"{LIVE_WINDOW_S:.0f} s are re-read each time (the models look both ways), "
+                    f"older words are settled. Up to {MAX_AUDIO_MIN:.0f} min.")
+        live_state = gr.State(new_live_state())
+        mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone")
+        live_text = gr.Textbox(label="Live transcript", lines=3, elem_id="live-transcript")
+    mic.start_recording(reset_live, None, [live_state, live_text], api_name="reset_live")
+    mic.stream(live_transcribe, [mic, live_state, model_state], [live_state, live_text],
+               api_name="live_transcribe", stream_every=LIVE_EVERY_S, time_limit=int(MAX_AUDIO_S),
+               concurrency_limit=TRANSCRIBE_CONCURRENCY, concurrency_id="model")
+
+
+def build_validation_tab(model_state, runs_dir, model_dir):
+    manifests = manifest_choices(runs_dir, model_dir)
+    with gr.Row():
+        manifest = gr.Dropdown(manifests, value=manifests[0][1] if manifests else None,
+                               allow_custom_value=True, label="Validation manifest", scale=3)
+        upload = gr.File(file_types=[".jsonl", ".json"], label="…or upload a .jsonl manifest "
+                         "(audio keys must be paths on this server)", scale=2)
+    with gr.Row():
+        count = gr.Slider(1, MAX_SAMPLES, value=DEFAULT_SAMPLES, step=1, label="Samples")
+        shuffle = gr.Checkbox(value=False, label="Random samples (seed 0)")
+        decoding = gr.Radio([GREEDY, BEAM], value=GREEDY, label="Decoding")
+        beam_size = gr.Slider(2, 64, value=DEFAULT_BEAM, step=1, label="Beam width")
+    button = gr.Button("Score samples", variant="primary")
+    summary = gr.Markdown(label="Totals")
+    table = gr.Dataframe(headers=["#", "seconds", "ground truth", "prediction", "WER", "CER"],
+                         datatype=["number", "number", "str", "str", "number", "number"],
+                         interactive=False, wrap=True, label="Samples (click a row to listen)",
+                         elem_id="samples-table")
+    samples = gr.State([])
+    with gr.Row():
+        number = gr.Number(value=1, precision=0, minimum=1, label="Sample #", scale=1)
+        player = gr.Audio(label="Sample audio", interactive=False, scale=3)
+    sample_diff = gr.HighlightedText(label="This sample: ground truth vs prediction",
+                                     color_map=DIFF_COLOURS, show_legend=True, elem_id="sample-diff")
+    diffs = gr.HighlightedText(label="Word-level diff, (REF->HYP)", color_map=DIFF_COLOURS,
+                               show_legend=True)
+    upload.upload(use_uploaded_manifest, upload, manifest, api_name="use_uploaded_manifest")
+    button.click(validate, [manifest, count, shuffle, decoding, beam_size, model_state],
+                 [table, diffs, summary, samples], api_name="validate",
+                 concurrency_limit=TRANSCRIBE_CONCURRENCY, concurrency_id="model"
+                 ).then(show_sample, [samples, number], [player, sample_diff], api_name=False)
+    table.select(pick_sample_row, None, number, api_name="pick_sample_row",
+                 api_visibility="undocumented")
+    number.change(show_sample, [samples, number], [player, sample_diff], api_name="show_sample")
+    return manifest
+
+
+def build_model_tab(runs_dir, model_dir):
+    gr.Markdown("Choose the shipped model, a training run's checkpoint, or a Hugging Face Hub model "
+                "(downloaded when you click). Your choice only affects your session.")
+    with gr.Row():
+        picker = gr.Dropdown(model_choices(runs_dir, model_dir), value=model_dir,
+                             allow_custom_value=True, label="Model", scale=4)
+        refresh = gr.Button("Rescan runs", scale=1)
+    with gr.Row():
+        hub_id = gr.Textbox(label="Hub model id", placeholder="user/model", scale=3)
+        revision = gr.Textbox(label="Revision (optional)", placeholder="main", scale=1)
+        download = gr.Button("Download and use", scale=1)
+    status = gr.Markdown(describe_model(model_dir))
+    return picker, refresh, hub_id, revision, download, status
+
+
+def build_demo(model_dir=None, runs_dir=DEFAULT_RUNS_DIR) -> gr.Blocks:
+    """The whole app for `model_dir` (default: the shipped model) and the runs under `runs_dir`."""
+    model_dir = str(model_dir or DEFAULT_MODEL_DIR)
+    runs_dir = str(runs_dir) if runs_dir else None
+    with gr.Blocks(title="srcore speech recognition", analytics_enabled=False) as demo:
+        gr.Markdown("# Speech recognition")
+        header = gr.Markdown(describe_model(model_dir), elem_id="model-status")
+        model_state = gr.State(model_dir)
+        with gr.Tab("Transcribe"):
+            build_transcribe_tab(model_state)
+        with gr.Tab("Validation samples"):
+            manifest = build_validation_tab(model_state, runs_dir, model_dir)
+        with gr.Tab("Model"):
+            picker, refresh, hub_id, revision, download, status = build_model_tab(
+                runs_dir, model_dir)
+        outputs = [model_state, picker, status, header, manifest]
+        picker.input(lambda chosen, current: choose_model(chosen, current, runs_dir),
+                     [picker, model_state], outputs, api_name="choose_model")
+        refresh.click(lambda current: refresh_models(current, runs_dir), model_state, picker,
+                      api_name="refresh_models")
+        download.click(lambda repo, rev, current: download_hub_model(repo, rev, current, runs_dir),
+                       [hub_id, revision, model_state], outputs, api_name="download_hub_model")
+    demo.queue(default_concurrency_limit=TRANSCRIBE_CONCURRENCY)
+    return demo
+
+
+def launch(demo: gr.Blocks, port: int | None = None, share: bool = False, **kwargs):
+    """Start the server with the app's upload limit; returns what gr.Blocks.launch returns."""
+    return demo.launch(server_port=port, share=share, max_file_size=MAX_UPLOAD_MB * 2**20, **kwargs)
+
+
+def server_port() -> int:
+    return int(os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT") or 7860)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help=f"model directory (default: {DEFAULT_MODEL_DIR})")
+    parser.add_argument("--runs", default=str(DEFAULT_RUNS_DIR), help="runs folder for the model picker")
+    parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    page = demo if args.model is None and args.runs == str(DEFAULT_RUNS_DIR) else build_demo(
+        args.model, args.runs)
+    model_dir = args.model or DEFAULT_MODEL_DIR
+    if is_model_dir(model_dir):
+        get_recognizer(model_dir)  # load before the first visitor arrives
+    else:
+        log.warning("%s", missing_model_message(model_dir))
+    launch(page, server_port(), args.share)
+
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The srcore training dashboard (Streamlit): `streamlit run dashboard/streamlit_app.py`."""

@@ -1,0 +1,29 @@
+"""One row per run for the dashboard's tables."""
+import time
+
+from srcore.run import RunFolder
+
+
+def elapsed_seconds(run: RunFolder) -> float | None:
+    """Training time the trainer logged last (step or epoch rows)."""
+    times = [row["elapsed_s"] for row in run.read_metrics(None)[-5:] if row.get("elapsed_s") is not None]
+    return max(times) if times else None
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def run_summary(run: RunFolder) -> dict:
+    status, config = run.read_status(), run.read_config()
+    updated = status.get("updated")
+    return {"run": run.name, "state": status.get("state"), "model": config.get("model", ""),
+            "progress": float(status.get("progress") or 0.0),
+            "epoch": status.get("epoch"), "step": status.get("step"), "best WER": run.best_wer(),
+            "elapsed": format_seconds(elapsed_seconds(run)),
+            "updated": f"{format_seconds(time.time() - updated)} ago" if updated else "",
+            "error": status.get("error", status.get("note", ""))}

@@ -1,0 +1,176 @@
+"""Hugging Face Hub: publish and fetch model directories.
+
+    python -m srcore.hub push RUN_OR_MODEL_DIR --repo-id USER/NAME [--private] [--message MSG]
+    python -m srcore.hub save RUN_OR_MODEL_DIR --out DIR
+    python -m srcore.hub pull USER/NAME [--revision REV]      (prints the local model directory)
+
+A bundle is exactly model.safetensors, config.json and README.md: the model card (srcore.modelcard)
+with the training config, the training command, the data and the measured WER/CER in its
+`model-index` metadata. A model directory that already has a README.md keeps it (a hand-written
+card); otherwise one is generated. Training state (resume.pt) is never published. A run folder
+stands for its checkpoints/best. Weights are checked to load strictly before they are saved or pushed.
+
+The token: push_to_hub(token=...), else huggingface_hub's own lookup (HF_TOKEN, then a stored
+login). The CLI has no --token flag (command lines end up in shell history and process lists): it
+reads HF_TOKEN. The token is handed to HfApi in memory only; it is never written to the bundle, a
+log or the run folder (a bundle that contains it is refused), and error messages mask it.
+"""
+import argparse
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from huggingface_hub import HfApi, snapshot_download
+
+from . import __version__
+from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, resolve_model_dir
+from .modelcard import CARD_FILE, card_spec, render_card
+from .run import RunFolder
+
+BUNDLE_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+MASK = "***"
+LIBRARY = {"library_name": "srcore", "library_version": __version__}
+
+
+class HubError(Exception):
+    """Publishing failed; the message never contains the token."""
+
+
+def model_source(model_dir_or_run) -> Path:
+    """The model directory itself, or RUN/checkpoints/best for a run folder."""
+    path = Path(model_dir_or_run).expanduser()
+    if (path / "checkpoints").is_dir() and not (path / WEIGHTS_FILE).is_file():
+        return resolve_model_dir(RunFolder(path).best_dir)
+    return resolve_model_dir(path)
+
+
+def is_repo_id(text: str) -> bool:
+    return bool(REPO_ID.match(text))
+
+
+# ---------------------------------------------------------------- local bundles
+
+def save_pretrained(model_dir_or_run, out_dir, repo_id: str = "", card_options: dict | None = None) -> Path:
+    """Write the publishable bundle (weights, config.json, README.md) of a model to out_dir.
+
+    card_options (srcore.modelcard.card_spec's keywords: name, command, scores, license, ...)
+    force a freshly generated card even where the model directory has its own README.md."""
+    source = model_source(model_dir_or_run)
+    load_model(source)  # strict: never publish weights that do not load
+    out_dir = Path(out_dir)
+    if out_dir.resolve() == source.resolve():
+        raise HubError(f"{out_dir}: choose a folder other than the model directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in BUNDLE_FILES:
+        shutil.copyfile(source / name, out_dir / name)
+    (out_dir / CARD_FILE).write_text(card_text(source, repo_id, card_options), encoding="utf-8")
+    return out_dir
+
+
+def card_text(model_dir, repo_id: str = "", card_options: dict | None = None) -> str:
+    """The README.md a bundle gets: the model directory's own, else (or with card_options) a
+    generated one."""
+    own_card = Path(model_dir) / CARD_FILE
+    if own_card.is_file() and card_options is None:
+        return own_card.read_text(encoding="utf-8")
+    return render_card(card_spec(model_dir, repo_id=repo_id, **(card_options or {})))
+
+
+def from_pretrained(repo_id_or_path, revision: str | None = None, token: str | None = None) -> Path:
+    """A local model directory: a local path as is (a run folder: its checkpoints/best), a Hub
+    repo id downloaded with snapshot_download (cached; only the bundle files)."""
+    text = str(repo_id_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        return model_source(path)
+    if not is_repo_id(text):
+        raise FileNotFoundError(f"{text}: no such model directory, and not a Hub repo id (USER/NAME)")
+    local = snapshot_download(text, revision=revision, token=token,
+                              allow_patterns=[*BUNDLE_FILES, CARD_FILE], **LIBRARY)
+    return resolve_model_dir(local)
+
+
+def load_pretrained(repo_id_or_path, revision: str | None = None, device: str = "cpu"):
+    """(model, ModelConfig) from a local path or a Hub repo id; strict loading."""
+    return load_model(from_pretrained(repo_id_or_path, revision), device)
+
+
+# ---------------------------------------------------------------- the Hub
+
+def known_secrets(token: str | None) -> list[str]:
+    return [s for s in [token, *(os.environ.get(name) for name in TOKEN_ENV)] if s]
+
+
+def mask_secrets(text: str, token: str | None) -> str:
+    for secret in known_secrets(token):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def refuse_secrets_in(folder: Path, token: str | None) -> None:
+    """Raise if any file of the bundle contains the token (it never should)."""
+    secrets = [s.encode() for s in known_secrets(token)]
+    for path in folder.rglob("*"):
+        if path.is_file() and any(s in path.read_bytes() for s in secrets):
+            raise HubError(f"{path.name} contains the Hub token; not uploaded")
+
+
+def push_to_hub(model_dir_or_run, repo_id: str, private: bool = False, token: str | None = None,
+                commit_message: str = "", card_options: dict | None = None) -> str:
+    """Create repo_id (if needed; private applies on creation) and upload the model's bundle;
+    returns the repo's URL."""
+    if not is_repo_id(repo_id):
+        raise HubError(f"{repo_id!r}: a repo id is USER/NAME (letters, digits, '.', '_', '-')")
+    source = model_source(model_dir_or_run)
+    with tempfile.TemporaryDirectory(prefix="srcore-hub-") as staging:
+        bundle = save_pretrained(source, staging, repo_id, card_options)
+        refuse_secrets_in(bundle, token)
+        api = HfApi(token=token, **LIBRARY)
+        try:
+            url = api.create_repo(repo_id, private=private, exist_ok=True)
+            api.upload_folder(repo_id=repo_id, folder_path=bundle,
+                              commit_message=commit_message or f"srcore {__version__}: upload {source.name}")
+        except Exception as exc:  # any failure: re-raised without the token in its text
+            raise HubError(mask_secrets(f"{type(exc).__name__}: {exc}", token)) from None
+    return str(url)
+
+
+# ---------------------------------------------------------------- command line
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m srcore.hub", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    push = commands.add_parser("push", help="upload a model (token: HF_TOKEN or a stored login)")
+    push.add_argument("source", help="run folder (its checkpoints/best) or model directory")
+    push.add_argument("--repo-id", required=True, help="USER/NAME")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.add_argument("--message", default="", help="commit message")
+    save = commands.add_parser("save", help="write the bundle to a local folder")
+    save.add_argument("source", help="run folder (its checkpoints/best) or model directory")
+    save.add_argument("--out", required=True)
+    pull = commands.add_parser("pull", help="download a model; prints its local directory")
+    pull.add_argument("repo_id", help="USER/NAME (or a local path)")
+    pull.add_argument("--revision", default=None)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "push":
+            print(push_to_hub(args.source, args.repo_id, args.private, commit_message=args.message))
+        elif args.command == "save":
+            print(save_pretrained(args.source, args.out))
+        else:
+            print(from_pretrained(args.repo_id, args.revision))
+    except (HubError, OSError, ValueError) as exc:  # OSError: also the Hub's HTTP errors
+        raise SystemExit(f"error: {mask_secrets(str(exc), None)}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""The Gradio app: handlers called directly, then the running app through gradio_client."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import types
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+import app
+from conftest import SAMPLE_RATE, WORDS, speak
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def padded(text: str, pad_s: float = 0.1) -> np.ndarray:
+    silence = np.zeros(int(pad_s * SAMPLE_RATE), np.float32)
+    return np.concatenate([silence, speak(text), silence])
+
+
+def resampled(wave: np.ndarray, rate: int) -> np.ndarray:
+    return torchaudio.functional.resample(torch.from_numpy(wave), SAMPLE_RATE, rate).numpy()
+
+
+def clip_paths(word_corpus) -> dict:
+    return {p.stem.split("_", 1)[1]: p for p in (word_corpus.parent / "audio").glob("*.wav")}
+
+
+def sparse_wav(path: Path, seconds: float, rate: int = 8000) -> Path:
+    """A valid wav header claiming `seconds` of silence, stored sparsely (no disk, no decoding)."""
+    with sf.SoundFile(path, "w", rate, 1, "PCM_16") as f:
+        f.write(np.zeros(rate, np.int16))
+    size = path.stat().st_size + int((seconds - 1) * rate) * 2
+    with open(path, "r+b") as f:
+        f.truncate(size)
+        f.seek(4)
+        f.write((size - 8).to_bytes(4, "little"))
+        f.seek(40)
+        f.write((size - 44).to_bytes(4, "little"))
+    return path
+
+
+# ------------------------------------------------------------------ transcription handler
+
+
+def test_transcribe_hears_each_word_with_timing_and_picture(trained_model, word_corpus):
+    for word, path in clip_paths(word_corpus).items():
+        text, info, figure = app.transcribe(str(path), app.GREEDY, 16, str(trained_model))
+        assert text == word
+        assert "s of audio transcribed in" in info and not info.startswith(app.WARN)
+        audio_s = sf.info(str(path)).duration
+        assert f"{audio_s:.2f} s of audio" in info
+    heatmaps = [trace for trace in figure.data if trace.type == "heatmap"]
+    assert len(heatmaps) == 2  # log-mel and per-frame character probabilities
+    assert len(heatmaps[1].y) == 29 and heatmaps[1].y[-1] == "blank"
+
+
+def test_beam_search_decoding(trained_model, word_corpus):
+    path = clip_paths(word_corpus)["stop"]
+    text, info, _ = app.transcribe(str(path), app.BEAM, 8, str(trained_model), False)
+    assert text == "stop" and "beam search (8)" in info
+
+
+@pytest.mark.parametrize("suffix,fmt", [("flac", None), ("ogg", None), ("mp3", "MP3")])
+def test_compressed_formats(trained_model, tmp_path, suffix, fmt):
+    path = tmp_path / f"go.{suffix}"
+    sf.write(path, padded("go"), SAMPLE_RATE, format=fmt)
+    assert app.transcribe(str(path), app.GREEDY, 16, str(trained_model), False)[0] == "go"
+
+
+def test_96khz_stereo_upload(trained_model, tmp_path):
+    wave = resampled(padded("stop"), 96000)
+    path = tmp_path / "stereo96k.wav"
+    sf.write(path, np.stack([wave, 0.5 * wave], axis=1), 96000, subtype="PCM_24")
+    text, info, figure = app.transcribe(str(path), app.GREEDY, 16, str(trained_model))
+    assert text == "stop", info
+    assert figure is not None
+
+
+def test_long_audio_is_chunked_not_rejected(trained_model, tmp_path, monkeypatch):
+    import srcore.transcribe
+    pieces = []
+    def spy(wave, rate, *args):
+        pieces.extend(real_chunk_bounds(wave, rate, *args))
+        return pieces
+    real_chunk_bounds = srcore.transcribe.chunk_bounds
+    monkeypatch.setattr(srcore.transcribe, "chunk_bounds", spy)
+    wave = np.tile(padded("go", 0.5), 30)  # about 48 s: past CHUNK_S, far below MAX_AUDIO_S
+    path = tmp_path / "long.flac"
+    sf.write(path, wave, SAMPLE_RATE)
+    text, info, figure = app.transcribe(str(path), app.GREEDY, 16, str(trained_model))
+    assert not info.startswith(app.WARN) and text, info
+    assert f"{len(wave) / SAMPLE_RATE:.2f} s of audio" in info
+    assert len(pieces) >= 3 and pieces[-1][1] == len(wave)
+    assert all(len(trace.x) <= app.PLOT_COLUMNS for trace in figure.data)
+    assert max(trace.x[-1] for trace in figure.data) == pytest.approx(len(wave) / SAMPLE_RATE, abs=1)
+    monkeypatch.setattr(app, "PLOT_MAX_S", 10.0)  # the picture shows the start of long audio
+    figure = app.transcribe(str(path), app.GREEDY, 16, str(trained_model))[2]
+    assert max(trace.x[-1] for trace in figure.data) == pytest.approx(10, abs=0.2)
+    assert "first 10 s" in figure.layout.xaxis2.title.text
+
+
+def expect_message(result, *fragments):
+    text, info, figure = result
+    assert text == "" and figure is None
+    assert info.startswith(app.WARN) and "Traceback" not in info
+    for fragment in fragments:
+        assert fragment in info, info
+
+
+def test_bad_inputs_give_clear_messages(trained_model, tmp_path):
+    model = str(trained_model)
+    expect_message(app.transcribe(None, app.GREEDY, 16, model), "No audio")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), SAMPLE_RATE)
+    expect_message(app.transcribe(str(empty), app.GREEDY, 16, model), "empty.wav", "empty")
+    zero_bytes = tmp_path / "zero.wav"
+    zero_bytes.write_bytes(b"")
+    expect_message(app.transcribe(str(zero_bytes), app.GREEDY, 16, model), "zero.wav", "empty")
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(SAMPLE_RATE * 2, np.float32), SAMPLE_RATE)
+    expect_message(app.transcribe(str(silence), app.GREEDY, 16, model), "silence.wav", "silent")
+    blip = tmp_path / "blip.wav"
+    sf.write(blip, 0.5 * np.ones(400, np.float32), SAMPLE_RATE)
+    expect_message(app.transcribe(str(blip), app.GREEDY, 16, model), "blip.wav", "too short")
+    text_file = tmp_path / "notes.wav"
+    text_file.write_text("this is a text file, not audio\n" * 20)
+    expect_message(app.transcribe(str(text_file), app.GREEDY, 16, model), "notes.wav",
+                   "not audio")
+    hour = sparse_wav(tmp_path / "hour.wav", 3600)
+    expect_message(app.transcribe(str(hour), app.GREEDY, 16, model), "hour.wav", "60.0 min",
+                   f"up to {app.MAX_AUDIO_MIN:.0f} min")
+    huge = sparse_wav(tmp_path / "huge.wav", 60, rate=1_000_000)  # 120 MB, one minute
+    expect_message(app.transcribe(str(huge), app.GREEDY, 16, model), "huge.wav",
+                   f"up to {app.MAX_UPLOAD_MB} MB")
+    expect_message(app.transcribe(str(tmp_path / "gone.wav"), app.GREEDY, 16, model), "gone.wav")
+
+
+def test_missing_model_is_a_message_not_a_crash(word_corpus, tmp_path):
+    clip = str(clip_paths(word_corpus)["go"])
+    expect_message(app.transcribe(clip, app.GREEDY, 16, str(tmp_path / "nothing")),
+                   "not a model directory")
+    if not app.is_model_dir(app.DEFAULT_MODEL_DIR):
+        expect_message(app.transcribe(clip, app.GREEDY, 16, str(app.DEFAULT_MODEL_DIR)),
+                       "shipped model is not there yet")
+        assert "not there yet" in app.describe_model(str(app.DEFAULT_MODEL_DIR))
+
+
+def test_unexpected_errors_become_messages(trained_model, word_corpus, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of cheese")
+    monkeypatch.setattr(app, "heard_figure", broken)
+    clip = str(clip_paths(word_corpus)["go"])
+    expect_message(app.transcribe(clip, app.GREEDY, 16, str(trained_model)), "out of cheese")
+
+
+def test_models_are_loaded_once(trained_model):
+    first = app.get_recognizer(str(trained_model))
+    assert app.get_recognizer(str(trained_model)) is first
+    assert app.get_recognizer(str(trained_model), beam=8) is not first
+
+
+def stream_chunks(wave: np.ndarray, rate: int, chunk_s: float = 0.5):
+    """Microphone chunks as gradio gives them: (rate, int16 samples x 2 channels)."""
+    pcm = (np.clip(wave, -1, 1) * 32767).astype(np.int16)
+    step = int(rate * chunk_s)
+    for start in range(0, len(pcm), step):
+        piece = pcm[start:start + step]
+        yield rate, np.stack([piece, piece], axis=1)
+
+
+def test_live_transcription_accumulates_the_stream(trained_model):
+    live, text = app.reset_live()
+    assert text == "" and live["pending"].size == 0
+    wave = resampled(np.concatenate([padded("go", 0.3), np.zeros(4800, np.float32)]), 48000)
+    for chunk in stream_chunks(wave, 48000):
+        live, text = app.live_transcribe(chunk, live, str(trained_model))
+    assert text == "go"
+    assert live["seconds"] == pytest.approx(len(wave) / 48000, abs=0.01)
+    assert live["pending"].size == len(wave)  # short recordings are re-read whole
+    assert app.live_transcribe(None, live, str(trained_model))[1] == ""
+    _, text = app.live_transcribe((16000, np.zeros(16000, np.int16)), None, str(trained_model))
+    assert text == "…"  # silence so far
+    _, text = app.live_transcribe((16000, np.full(16000, 9000, np.int16)), None, "/no/model")
+    assert text.startswith(app.WARN) and "not a model directory" in text
+
+
+def test_live_transcription_settles_old_audio(monkeypatch):
+    """Past LIVE_WINDOW_S the oldest audio is cut at a quiet moment and its words kept: each
+    update re-reads a bounded window however long the user speaks."""
+    class CountingRecognizer:
+        reads = []
+        def transcribe(self, samples, rate):
+            self.reads.append(len(samples) / rate)
+            return types.SimpleNamespace(text=f"w{len(self.reads)}")
+    monkeypatch.setattr(app, "get_recognizer", lambda model_dir, beam=0: CountingRecognizer())
+    rate, second = 8000, np.r_[np.full(7000, 0.3, np.float32), np.zeros(1000, np.float32)]
+    live = None
+    for _ in range(50):  # 50 s of speech with a short pause every second
+        live, text = app.live_transcribe((rate, (second * 32767).astype(np.int16)), live, "m")
+    assert live["seconds"] == pytest.approx(50)
+    assert max(CountingRecognizer.reads) <= app.LIVE_WINDOW_S + 1
+    assert live["pending"].size <= app.LIVE_WINDOW_S * rate
+    settled = live["settled"].split()
+    assert len(settled) >= 2 and text.split()[:len(settled)] == settled
+
+
+# ------------------------------------------------------------------ validation handler
+
+
+def test_validation_table_diff_and_totals(trained_model, word_corpus):
+    table, diffs, summary, samples = app.validate(str(word_corpus), 10, False, app.GREEDY, 16,
+                                                  str(trained_model))
+    assert [row[2] for row in table] == WORDS and [row[3] for row in table] == WORDS
+    assert all(row[4] == 0 and row[5] == 0 for row in table)
+    assert "WER 0.0 %" in summary and "CER 0.0 %" in summary and "4 clips" in summary
+    assert [text for text, _ in diffs if text not in ("\n",) and not text[0].isdigit()] == WORDS
+    two = app.validate(str(word_corpus), 2, False, app.GREEDY, 16, str(trained_model))[0]
+    assert len(two) == 2
+    audio, sample_diff = app.show_sample(samples, 3)
+    assert audio[0] == 16000 and audio[1].dtype == np.int16 and len(audio[1]) > 8000
+    assert sample_diff == [("3. ", None), ("stop", None)]
+
+
+def test_validation_diff_marks_errors(trained_model, word_corpus, tmp_path):
+    clips = clip_paths(word_corpus)
+    rows = [{"key": str(clips["yes"]), "text": "no"},  # substitution
+            {"key": str(clips["go"]), "text": "go stop"},  # deletion
+            {"key": str(tmp_path / "missing.wav"), "text": "gone"},  # skipped
+            "not json"]
+    manifest = tmp_path / "wrong.jsonl"
+    manifest.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows))
+    table, diffs, summary, samples = app.validate(str(manifest), 10, False, app.GREEDY, 16,
+                                                  str(trained_model))
+    assert [(row[2], row[3], row[4]) for row in table] == [("no", "yes", 1.0), ("go stop", "go", 0.5)]
+    assert ("(no->yes)", "substitution") in diffs and ("(stop->*)", "deletion") in diffs
+    assert "WER 66.7 %" in summary and "skipped 2 clips" in summary and "missing audio" in summary
+
+
+def test_validation_bad_manifests(trained_model, tmp_path):
+    model = str(trained_model)
+    table, diffs, summary, samples = app.validate(None, 10, False, app.GREEDY, 16, model)
+    assert (table, samples) == ([], []) and "Choose a validation manifest" in summary
+    summary = app.validate(str(tmp_path / "nope.jsonl"), 10, False, app.GREEDY, 16, model)[2]
+    assert summary.startswith(app.WARN) and "not found" in summary
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("this is not json\n")
+    summary = app.validate(str(junk), 10, False, app.GREEDY, 16, model)[2]
+    assert "no usable clips" in summary and "not valid JSON" in summary
+    binary = tmp_path / "model.jsonl"
+    binary.write_bytes(bytes(range(256)) * 4)
+    summary = app.validate(str(binary), 10, False, app.GREEDY, 16, model)[2]
+    assert summary.startswith(app.WARN) and "not a JSON-lines text file" in summary
+    assert app.show_sample([], 1) == (None, [])
+
+
+# ------------------------------------------------------------------ model picker
+
+
+def test_model_choices_list_runs_and_the_validation_set(trained_run, word_corpus):
+    runs = trained_run.parent
+    values = [value for _, value in app.model_choices(runs)]
+    assert str(trained_run / "checkpoints" / "best") in values
+    assert str(trained_run / "checkpoints" / "last") in values
+    labels = [label for label, _ in app.model_choices(runs, "/some/where")]
+    assert "/some/where (not found)" in labels
+    manifests = app.manifest_choices(runs, str(trained_run / "checkpoints" / "best"))
+    assert [Path(value) for _, value in manifests] == [word_corpus]
+
+
+def test_choose_model_keeps_the_current_one_when_the_new_one_fails(trained_run, tmp_path):
+    best, runs = str(trained_run / "checkpoints" / "best"), trained_run.parent
+    state, picker, status, header, manifest = app.choose_model(best, None, runs)
+    assert state == best and "default architecture" in status and best in header
+    assert manifest["value"].endswith("all.jsonl")
+    state, picker, status, header, _ = app.choose_model(str(tmp_path), best, runs)
+    assert state == best and status.startswith(app.WARN) and "not a model directory" in status
+    assert header == app.describe_model(best)
+
+
+def test_hub_model_is_downloaded_only_on_request(trained_model, monkeypatch):
+    current = str(trained_model)
+    state, _, status, _, _ = app.download_hub_model("  ", None, current)
+    assert state == current and "Type a Hub model id" in status
+    monkeypatch.setitem(sys.modules, "srcore.hub", None)  # not installed: ImportError
+    state, _, status, _, _ = app.download_hub_model("user/model", None, current)
+    assert state == current and "not available" in status
+    calls = []
+    def from_pretrained(repo_id, revision=None):
+        calls.append((repo_id, revision))
+        if repo_id == "user/offline":
+            raise OSError("no network")
+        return trained_model
+    monkeypatch.setitem(sys.modules, "srcore.hub", types.SimpleNamespace(from_pretrained=from_pretrained))
+    state, _, status, _, _ = app.download_hub_model("user/offline", "", current)
+    assert state == current and "Could not download user/offline" in status and "no network" in status
+    state, picker, status, _, _ = app.download_hub_model(" user/model ", "v1", "/elsewhere")
+    assert state == current and picker["value"] == current
+    assert calls == [("user/offline", None), ("user/model", "v1")]
+
+
+# ------------------------------------------------------------------ the running app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(trained_model, trained_run):
+    demo = app.build_demo(trained_model, trained_run.parent)
+    _, url, _ = app.launch(demo, free_port(), prevent_thread_lock=True, quiet=True)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+    return Client(server, verbose=False)
+
+
+def test_every_handler_is_a_named_endpoint(client):
+    endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/transcribe", "/live_transcribe", "/reset_live", "/validate", "/show_sample",
+            "/choose_model", "/refresh_models", "/download_hub_model",
+            "/use_uploaded_manifest"} <= endpoints
+
+
+def test_client_transcribes_and_validates(client, word_corpus):
+    from gradio_client import handle_file
+    text, info, plot = client.predict(handle_file(str(clip_paths(word_corpus)["stop"])),
+                                      api_name="/transcribe")
+    assert text == "stop" and "s of audio transcribed" in info and plot["type"] == "plotly"
+    table, diffs, summary = client.predict(str(word_corpus), 10, False, "greedy", 16,
+                                           api_name="/validate")
+    assert [row[3] for row in table["data"]] == WORDS and "WER 0.0 %" in summary
+    manifest = client.predict(handle_file(str(word_corpus)), api_name="/use_uploaded_manifest")
+    assert manifest.endswith("all.jsonl")
+
+
+def test_client_gets_messages_for_bad_uploads(client, tmp_path):
+    from gradio_client import handle_file
+    fake = tmp_path / "notes.wav"
+    fake.write_text("not audio at all")
+    text, info, _ = client.predict(handle_file(str(fake)), show_picture=False, api_name="/transcribe")
+    assert text == "" and "notes.wav is not audio" in info
+
+
+def test_twenty_simultaneous_transcriptions(server, word_corpus):
+    from gradio_client import Client, handle_file
+    clips = clip_paths(word_corpus)
+    jobs = [WORDS[i % len(WORDS)] for i in range(20)]
+
+    def ask(word):
+        client = Client(server, verbose=False)
+        return client.predict(handle_file(str(clips[word])), "greedy", 16, False,
+                              api_name="/transcribe")[0]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(ask, jobs))
+    assert answers == jobs
+    assert time.perf_counter() - started < 60
+
+
+def test_python_app_py_starts_without_the_shipped_model(tmp_path, word_corpus):
+    """`python app.py` on $PORT with a model that isn't there: it serves and explains."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    process = subprocess.Popen([sys.executable, "app.py", "--model", str(tmp_path / "none"),
+                                "--runs", str(tmp_path)], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(120):
+            try:
+                page = urllib.request.urlopen(url, timeout=2).read().decode()
+                break
+            except OSError:
+                assert process.poll() is None, process.stdout.read()
+                time.sleep(0.25)
+        else:
+            pytest.fail("app.py did not start")
+        assert "not a model directory" in page
+        from gradio_client import Client, handle_file
+        text, info, _ = Client(url, verbose=False).predict(
+            handle_file(str(clip_paths(word_corpus)["go"])), api_name="/transcribe")
+        assert text == "" and "not a model directory" in info
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -1,0 +1,111 @@
+"""End to end: the real page in headless Chromium (Playwright) uploads clips and reads the answers.
+
+Uses the system Chromium (Debian package `chromium`), never a downloaded browser; skipped where
+Chromium or the Python `playwright` package is missing.
+"""
+import os
+import shutil
+import socket
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import app
+from conftest import SAMPLE_RATE, speak
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="the Python package `playwright` is not installed")
+if not Path(CHROMIUM).is_file():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def microphone_clip(tmp_path_factory) -> Path:
+    """What Chromium's fake microphone says, over and over: "go", then three seconds of quiet."""
+    path = tmp_path_factory.mktemp("mic") / "go.wav"
+    quiet = np.zeros(3 * SAMPLE_RATE, np.float32)
+    wave = np.concatenate([np.zeros(1600, np.float32), speak("go"), quiet])
+    sf.write(path, wave, SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(trained_model, trained_run, microphone_clip):
+    demo = app.build_demo(trained_model, trained_run.parent)
+    _, url, _ = app.launch(demo, free_port(), prevent_thread_lock=True, quiet=True)
+    fake_microphone = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                       f"--use-file-for-fake-audio-capture={microphone_clip}"]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=CHROMIUM_ARGS + fake_microphone)
+        context = browser.new_context(permissions=["microphone"],
+                                      viewport={"width": 1280, "height": 1200})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(url)
+        yield page
+        browser.close()
+    demo.close()
+
+
+def upload_and_transcribe(page, path, answer_contains: str) -> tuple[str, str]:
+    """Upload `path`, click Transcribe, wait for the details line to contain `answer_contains`."""
+    page.locator("#audio-input input[type=file]").set_input_files(str(path))
+    page.click("#transcribe-button")
+    page.wait_for_function(
+        "text => document.querySelector('#transcribe-info').innerText.includes(text)",
+        arg=answer_contains)
+    return (page.locator("#transcript textarea").input_value(),
+            page.locator("#transcribe-info").inner_text())
+
+
+def test_upload_a_clip_and_read_the_transcript(page, word_corpus, tmp_path):
+    clip = next((word_corpus.parent / "audio").glob("*_stop.wav"))
+    text, info = upload_and_transcribe(page, clip, "s of audio transcribed in")
+    assert text == "stop"
+    assert info.startswith("0.")  # the clip's length in seconds
+    page.locator(".js-plotly-plot").first.wait_for()  # the picture of what the model heard
+
+    fake = tmp_path / "notes.wav"
+    fake.write_text("a text file renamed .wav\n" * 10)
+    page.locator("#audio-input button[aria-label='Clear']").click()
+    text, info = upload_and_transcribe(page, fake, app.WARN)
+    assert text == "" and "notes.wav is not audio" in info and "Traceback" not in page.content()
+
+
+def test_validation_tab_scores_the_samples(page, word_corpus):
+    page.get_by_role("tab", name="Validation samples").click()
+    page.get_by_role("button", name="Score samples").click()
+    page.get_by_text("WER 0.0 %").wait_for()
+    table = page.locator("#samples-table")
+    rows = table.inner_text().split("CER", 1)[1].split()
+    assert rows[2:4] == ["yes", "yes"] and rows[-4:-2] == ["go", "go"]
+    # clicking a row plays that sample and shows its diff
+    table.get_by_role("gridcell", name="stop", exact=True).first.click()
+    page.locator("#sample-diff").get_by_text("3.").wait_for()
+    assert "stop" in page.locator("#sample-diff").inner_text()
+
+
+def test_live_transcription_from_the_microphone(page):
+    page.get_by_role("tab", name="Transcribe").click()
+    page.get_by_text("Live transcription (microphone)").click()
+    page.get_by_role("button", name="Record", exact=True).click()
+    try:
+        page.wait_for_function(  # the fake microphone keeps saying "go"
+            "() => document.querySelector('#live-transcript textarea').value.includes('go')")
+    finally:
+        page.get_by_role("button", name="Stop", exact=True).click()

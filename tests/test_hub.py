@@ -1,0 +1,200 @@
+"""srcore.hub and srcore.modelcard: local bundles, strict loading, pushing (HfApi replaced by a
+recorder: no network), model cards with model-index, and the token never reaching a file."""
+import json
+import shlex
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard, RepoUrl
+from safetensors.torch import load_file, save_file
+
+from srcore import hub, modelcard
+from srcore.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, read_config
+from srcore.train import parse_args
+
+TOKEN = "hf_testTOKEN0123456789abcdefSECRET"
+REPO = "someone/tiny-words"
+BUNDLE = {"README.md", CONFIG_FILE, WEIGHTS_FILE}
+
+
+class RecordingHfApi:
+    """Stands in for huggingface_hub.HfApi: records calls, keeps a copy of what was uploaded."""
+    instances: list = []
+
+    def __init__(self, uploads: Path, fail_with: Exception | None = None, **kwargs):
+        self.kwargs, self.uploads, self.fail_with, self.calls = kwargs, uploads, fail_with, []
+        RecordingHfApi.instances.append(self)
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+        if self.fail_with:
+            raise self.fail_with
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        self.calls.append(("upload_folder", repo_id, kwargs))
+        shutil.copytree(folder_path, self.uploads / repo_id.replace("/", "--"), dirs_exist_ok=True)
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    """Replace HfApi in srcore.hub; yields the folder uploads land in."""
+    uploads = tmp_path / "uploads"
+    RecordingHfApi.instances = []
+    monkeypatch.setattr(hub, "HfApi", lambda **kwargs: RecordingHfApi(uploads, **kwargs))
+    return uploads
+
+
+def files_containing(root: Path, secret: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    left, right = load_file(str(a / WEIGHTS_FILE)), load_file(str(b / WEIGHTS_FILE))
+    assert left.keys() == right.keys()
+    assert all(torch.equal(left[k], right[k]) for k in left)
+
+
+# ---------------------------------------------------------------- local round trip
+
+def test_save_and_load_round_trip_through_a_local_folder(trained_run, tmp_path):
+    out = hub.save_pretrained(trained_run, tmp_path / "bundle")
+    assert {p.name for p in out.iterdir()} == BUNDLE  # no resume.pt, nothing else
+    assert hub.from_pretrained(out) == out  # a local path comes back as is
+    assert hub.from_pretrained(trained_run) == trained_run / "checkpoints" / "best"
+    assert_same_weights(out, trained_run / "checkpoints" / "best")
+    model, config = hub.load_pretrained(out)
+    reference, _ = load_model(trained_run / "checkpoints" / "best")
+    feats = torch.randn(1, config.n_mels, 50)
+    with torch.no_grad():
+        assert torch.allclose(model(feats, torch.tensor([50]))[0], reference(feats, torch.tensor([50]))[0])
+
+
+def test_loading_is_strict(trained_run, tmp_path):
+    out = hub.save_pretrained(trained_run, tmp_path / "bundle")
+    weights = load_file(str(out / WEIGHTS_FILE))
+    save_file({**weights, "extra.weight": torch.zeros(2)}, str(out / WEIGHTS_FILE))
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        hub.load_pretrained(out)
+    weights.pop(next(iter(weights)))
+    save_file(weights, str(out / WEIGHTS_FILE))
+    with pytest.raises(RuntimeError, match="Missing key"):
+        hub.save_pretrained(out, tmp_path / "again")  # never bundles weights that do not load
+
+
+def test_a_model_directory_keeps_its_own_card(trained_run, tmp_path):
+    model_dir = tmp_path / "shipped"
+    shutil.copytree(trained_run / "checkpoints" / "best", model_dir)
+    (model_dir / "README.md").write_text("---\nlicense: mit\n---\n# hand written\n")
+    out = hub.save_pretrained(model_dir, tmp_path / "bundle")
+    assert "# hand written" in (out / "README.md").read_text()
+    regenerated = hub.save_pretrained(model_dir, tmp_path / "fresh", card_options={"name": "renamed"})
+    assert "# renamed" in (regenerated / "README.md").read_text()
+
+
+def test_from_pretrained_downloads_a_repo_id_only(monkeypatch, trained_run, tmp_path):
+    calls = []
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        return str(hub.save_pretrained(trained_run, tmp_path / "cache"))
+
+    monkeypatch.setattr(hub, "snapshot_download", fake_snapshot_download)
+    assert hub.from_pretrained(REPO, revision="v1") == tmp_path / "cache"
+    (repo_id, kwargs), = calls
+    assert repo_id == REPO and kwargs["revision"] == "v1"
+    assert set(kwargs["allow_patterns"]) == BUNDLE
+    with pytest.raises(FileNotFoundError):
+        hub.from_pretrained(str(tmp_path / "no" / "such" / "dir"))
+    assert len(calls) == 1
+
+
+# ---------------------------------------------------------------- model card
+
+def test_card_carries_measured_scores_config_and_reproducing_command(trained_run, tmp_path):
+    best = trained_run / "checkpoints" / "best"
+    meta = read_config(best)
+    out = hub.save_pretrained(trained_run, tmp_path / "bundle", repo_id=REPO)
+    text = (out / "README.md").read_text()
+    card = ModelCard(text)
+    assert card.data.pipeline_tag == "automatic-speech-recognition"
+    scores = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert scores == {"wer": round(100 * meta["metrics"]["wer"], 2),
+                      "cer": round(100 * meta["metrics"]["cer"], 2)}
+    assert card.data.eval_results[0].dataset_split == "validation"
+    assert json.dumps(meta["training"], indent=2) in text
+    assert f'from_pretrained("{REPO}")' in text
+    command = text.split("```bash\n")[1].split("\n```")[0]
+    reproduced = parse_args(shlex.split(command)[3:])  # python -m srcore.train ARGS
+    assert asdict(reproduced) == {**meta["training"], "resume": False}
+    label = modelcard.manifest_label(meta["training"]["train"])
+    assert f"- training: `{label}`, 4 utterances" in text
+
+
+def test_card_cli_adds_evaluation_results(trained_run, tmp_path):
+    summary = tmp_path / "eval.json"
+    summary.write_text(json.dumps({"wer": 0.125, "cer": 0.05, "n": 40, "manifest": "/data/test.jsonl",
+                                   "beam": 0}))
+    best = tmp_path / "model"
+    shutil.copytree(trained_run / "checkpoints" / "best", best)
+    modelcard.main([str(best), "--name", "srcore-words", "--license", "apache-2.0",
+                    "--eval", str(summary), "--eval-dataset", "held-out words"])
+    card = ModelCard((best / "README.md").read_text())
+    assert card.data.license == "apache-2.0"
+    test_results = {r.metric_type: r.metric_value for r in card.data.eval_results
+                    if r.dataset_split == "test"}
+    assert test_results == {"wer": 12.5, "cer": 5.0}
+    assert card.data.eval_results[-1].dataset_name == "held-out words"
+    assert "| held-out words | test | 40 | 12.50 | 5.00 |" in card.text
+
+
+# ---------------------------------------------------------------- push
+
+def test_push_uploads_the_bundle_and_never_the_token(fake_hub, trained_run):
+    url = hub.push_to_hub(trained_run, REPO, private=True, token=TOKEN)
+    assert url == f"https://huggingface.co/{REPO}"
+    api, = RecordingHfApi.instances
+    assert api.kwargs["token"] == TOKEN  # handed over in memory
+    (create, repo_id, create_kwargs), (upload, _, _) = api.calls
+    assert (create, repo_id, upload) == ("create_repo", REPO, "upload_folder")
+    assert create_kwargs["private"] is True and create_kwargs["exist_ok"] is True
+    uploaded = fake_hub / REPO.replace("/", "--")
+    assert {p.name for p in uploaded.iterdir()} == BUNDLE
+    assert_same_weights(uploaded, trained_run / "checkpoints" / "best")
+    assert ModelCard((uploaded / "README.md").read_text()).data.eval_results
+    assert not files_containing(uploaded, TOKEN)
+    assert not files_containing(trained_run, TOKEN)
+
+
+def test_push_errors_never_show_the_token(monkeypatch, tmp_path, trained_run):
+    uploads = tmp_path / "uploads"
+    monkeypatch.setattr(hub, "HfApi", lambda **kwargs: RecordingHfApi(
+        uploads, fail_with=RuntimeError(f"401 for token {TOKEN}"), **kwargs))
+    with pytest.raises(hub.HubError) as caught:
+        hub.push_to_hub(trained_run, REPO, token=TOKEN)
+    assert TOKEN not in str(caught.value) and "401" in str(caught.value)
+    with pytest.raises(hub.HubError, match="USER/NAME"):
+        hub.push_to_hub(trained_run, "no-namespace", token=TOKEN)
+
+
+def test_cli_push_reads_the_token_from_the_environment(fake_hub, trained_run, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    hub.main(["push", str(trained_run), "--repo-id", REPO])
+    output = capsys.readouterr()
+    assert output.out.strip() == f"https://huggingface.co/{REPO}"
+    assert TOKEN not in output.out + output.err
+    api, = RecordingHfApi.instances
+    assert api.kwargs["token"] is None  # huggingface_hub reads HF_TOKEN itself
+    assert api.calls[0][2]["private"] is False
+    assert not files_containing(fake_hub, TOKEN)
+    with pytest.raises(SystemExit):
+        hub.main(["push", str(trained_run), "--repo-id", REPO, "--token", TOKEN])  # no such flag
+
+
+def test_cli_save(trained_run, tmp_path, capsys):
+    hub.main(["save", str(trained_run), "--out", str(tmp_path / "bundle")])
+    assert capsys.readouterr().out.strip() == str(tmp_path / "bundle")
+    assert {p.name for p in (tmp_path / "bundle").iterdir()} == BUNDLE
