@@ -1,4 +1,5 @@
 """Training data: utterances -> features and targets, length-bucketed batches, collation."""
+import logging
 import random
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ from .manifest import SkipReport, Utterance
 from .text import encode, normalize_text
 
 SPEED_FACTORS = (0.9, 1.0, 1.1)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,7 +49,12 @@ def augment_wave(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,
 
 class SpeechDataset(Dataset):
     """Items are (index, epoch) pairs so that augmentation is a pure function of seed, epoch and
-    utterance: a resumed run sees exactly the audio an uninterrupted one would."""
+    utterance: a resumed run sees exactly the audio an uninterrupted one would.
+
+    `cache(max_mb)` decodes every clip once and keeps it in memory (the waveform at the model's rate
+    when items are augmented, else the finished features), so later epochs skip the file read,
+    resampling and, without augmentation, the log-mel. Items are identical with and without it.
+    """
 
     def __init__(self, utterances: list[Utterance], features: FeatureConfig,
                  augment: WaveAugmentConfig | None = None, seed: int = 0):
@@ -56,23 +64,79 @@ class SpeechDataset(Dataset):
         self.augment = augment
         self.seed = seed
         self.targets = [encode(u.text) for u in utterances]
+        self.texts = [normalize_text(u.text) for u in utterances]
+        self.cached = ""  # "", "wave" or "feats"
+        self._store = None  # all cached clips concatenated along their last axis
+        self._offsets = None  # numpy int64 (n + 1,); a clip that failed to read has length 0
 
     def __len__(self):
         return len(self.utterances)
 
+    @property
+    def augmenting(self) -> bool:
+        return self.augment is not None and self.augment.enabled
+
+    def cache_bytes(self) -> int:
+        """Memory that cache() would take, estimated from the manifest durations."""
+        seconds = sum(u.duration for u in self.utterances)
+        per_second = (self.features.sample_rate if self.augmenting
+                      else self.features.n_mels * self.features.sample_rate / self.features.hop_length)
+        return int(seconds * per_second * 4 * 1.02) + 1
+
+    def cache(self, max_mb: float) -> str:
+        """Decode every clip into memory if that takes at most max_mb; returns what was cached."""
+        if max_mb <= 0 or self.cache_bytes() > max_mb * 2 ** 20:
+            return ""
+        kind = "wave" if self.augmenting else "feats"
+        pieces, lengths = [], []
+        for utt in self.utterances:
+            try:
+                piece = self._decode(utt.path, kind)
+            except AudioError:  # kept as a hole: the item stays None, as it would uncached
+                piece = torch.zeros(() if kind == "wave" else (self.features.n_mels, 0))
+            if kind == "wave" and piece.ndim == 0:
+                piece = piece.reshape(0)
+            pieces.append(piece)
+            lengths.append(piece.shape[-1])
+        self._store = torch.cat(pieces, dim=-1).contiguous()
+        self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self.cached = kind
+        log.info("cached %s of %d clips in memory (%.0f MB)", "waveforms" if kind == "wave"
+                 else "features", len(pieces), self._store.numel() * 4 / 2 ** 20)
+        return kind
+
+    def _decode(self, path: str, kind: str) -> torch.Tensor:
+        wave = read_audio(path, self.features.sample_rate)
+        if kind == "wave":
+            return wave
+        with torch.no_grad():
+            return self.logmel(wave)
+
+    def _cached(self, index: int) -> torch.Tensor | None:
+        start, end = int(self._offsets[index]), int(self._offsets[index + 1])
+        return self._store[..., start:end] if end > start else None
+
     def __getitem__(self, item):
         index, epoch = item
         utt = self.utterances[index]
-        try:
-            wave = read_audio(utt.path, self.features.sample_rate)
-        except AudioError:  # vanished or broke after the manifest was checked
-            return None
-        if self.augment is not None and self.augment.enabled:
-            rng = np.random.default_rng([self.seed, epoch, index])
-            wave = augment_wave(wave, self.features.sample_rate, rng, self.augment)
-        with torch.no_grad():
-            feats = self.logmel(wave)
-        return feats, torch.tensor(self.targets[index]), utt.duration, normalize_text(utt.text)
+        if self.cached == "feats":
+            feats = self._cached(index)
+            if feats is None:
+                return None
+        else:
+            try:
+                wave = self._cached(index) if self.cached else read_audio(utt.path,
+                                                                          self.features.sample_rate)
+            except AudioError:  # vanished or broke after the manifest was checked
+                return None
+            if wave is None:
+                return None
+            if self.augmenting:
+                rng = np.random.default_rng([self.seed, epoch, index])
+                wave = augment_wave(wave, self.features.sample_rate, rng, self.augment)
+            with torch.no_grad():
+                feats = self.logmel(wave)
+        return feats, torch.tensor(self.targets[index]), utt.duration, self.texts[index]
 
 
 @dataclass

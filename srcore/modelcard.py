@@ -12,6 +12,7 @@ the command that reproduces the training, the training config and the model conf
 """
 import argparse
 import json
+import re
 import shlex
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -196,13 +197,21 @@ def card_spec(model_dir, *, name: str = "", repo_id: str = "", command: str = ""
                     srcore_version=meta.get("srcore_version", __version__))
 
 
+def dataset_id(score: "Score") -> str:
+    """The metadata's dataset type: huggingface_hub groups results by it, so custom data sets get
+    one each, made from their names."""
+    if score.dataset_type != "custom":
+        return score.dataset_type
+    return re.sub(r"[^a-z0-9]+", "-", score.dataset.lower()).strip("-") or "custom"
+
+
 def card_metadata(spec: CardSpec) -> str:
     """The YAML metadata block (without the --- fences)."""
     results = []
     for score in spec.scores:
         for metric, value in (("wer", score.wer), ("cer", score.cer)):
             results.append(EvalResult(task_type=TASK_TYPE, task_name=TASK_NAME,
-                                      dataset_type=score.dataset_type, dataset_name=score.dataset,
+                                      dataset_type=dataset_id(score), dataset_name=score.dataset,
                                       dataset_split=score.split, metric_type=metric,
                                       metric_value=percent(value),
                                       metric_name=f"{score.split} {metric.upper()} (%)"))

@@ -50,13 +50,16 @@ class TrainConfig:
     out: str = "runs/run"
     resume: bool = False
     max_steps: int = 0  # 0: no limit
+    max_minutes: float = 0.0  # 0: no limit; else stop after this much training wall time
     seed: int = 0
     device: str = "auto"
-    workers: int = 1
+    workers: int = 1  # data-loader processes (0: load in the training process)
     threads: int = 0  # torch intra-op threads; 0: torch's default
+    cache_mb: float = 1024.0  # keep each set's decoded audio in memory when it fits (0: never)
     augment: bool = True  # waveform augmentation (speed, gain, noise); SpecAugment follows the model
     specaugment: bool = True
     amp: bool = True  # mixed precision on CUDA
+    cpu_amp: bool = False  # bfloat16 autocast on CPU (fast where the CPU has AMX or AVX512-BF16)
     max_duration: float = 30.0
     max_batch_seconds: float = 0.0  # 0: batches are capped by count only
     init_from: str = ""  # start from the weights of a model directory (fine-tuning)
@@ -125,14 +128,29 @@ def compute_loss(model, batch, criterion, specaugment=None, amp_dtype=None):
 
 # ---------------------------------------------------------------- one epoch, validation
 
+def time_left(tr: Trainer, running_s: float = 0.0) -> bool:
+    """False once --max-minutes of training wall time (data loading included) are spent."""
+    budget = tr.config.max_minutes * 60
+    return not budget or tr.state.elapsed_s + running_s < budget
+
+
 def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
-    """Train until the epoch ends (True) or max_steps/stop cuts it short (False)."""
+    """Train until the epoch ends (True) or max_steps, max_minutes or a stop cuts it short (False)."""
     cfg, st = tr.config, tr.state
     tr.model.train()
     tr.sampler.set_epoch(st.epoch, skip=st.batch_in_epoch)
     total = len(tr.sampler)
     bar = tqdm(total=total, initial=st.batch_in_epoch, desc=f"epoch {st.epoch + 1}",
                disable=not tr.is_main, mininterval=1 if sys.stderr.isatty() else 30, file=sys.stderr)
+    # Losses are summed on the device and read (a sync on CUDA) only when logged or saved.
+    pending = torch.zeros((), dtype=torch.float64 if tr.device.type != "mps" else torch.float32,
+                          device=tr.device)
+
+    def flush_loss():
+        nonlocal pending
+        st.epoch_loss_sum += float(pending)
+        pending = torch.zeros_like(pending)
+
     started = last = time.perf_counter()
     for batch in tr.train_loader:
         if batch is None:
@@ -150,24 +168,30 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
         tr.scaler.update()
         st.step += 1
         st.batch_in_epoch += 1
-        st.epoch_loss_sum += loss.item()
+        pending += loss.detach()
         st.epoch_batches += 1
         st.epoch_audio_s += batch.audio_seconds * tr.world_size
         now = time.perf_counter()  # wall time, data loading included
         st.epoch_train_s, last = st.epoch_train_s + now - last, now
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        if tr.is_main and cfg.log_every and st.step % cfg.log_every == 0:
-            tr.run.append_metrics({"type": "step", "step": st.step, "epoch": st.epoch + 1,
-                                   "loss": round(loss.item(), 4), "lr": tr.optimizer.param_groups[0]["lr"],
-                                   "elapsed_s": round(st.elapsed_s + time.perf_counter() - started, 1)})
-            tr.run.write_status(RUNNING, epoch=st.epoch + 1, step=st.step,
-                                progress=progress(tr, st.batch_in_epoch / max(total, 1)))
+        if cfg.log_every and st.step % cfg.log_every == 0:
+            value = loss.item()
+            bar.set_postfix(loss=f"{value:.3f}", refresh=False)
+            if tr.is_main:
+                tr.run.append_metrics({"type": "step", "step": st.step, "epoch": st.epoch + 1,
+                                       "loss": round(value, 4), "lr": tr.optimizer.param_groups[0]["lr"],
+                                       "elapsed_s": round(st.elapsed_s + now - started, 1)})
+                tr.run.write_status(RUNNING, epoch=st.epoch + 1, step=st.step,
+                                    progress=progress(tr, st.batch_in_epoch / max(total, 1)))
         if cfg.save_every and st.step % cfg.save_every == 0:
+            flush_loss()
+            st.elapsed_s, started = st.elapsed_s + now - started, now
             save_checkpoint(tr, extra={})
-        if (cfg.max_steps and st.step >= cfg.max_steps) or tr.stop_requested:
+        if ((cfg.max_steps and st.step >= cfg.max_steps) or tr.stop_requested
+                or not time_left(tr, now - started)):
             break
     bar.close()
+    flush_loss()
     st.elapsed_s += time.perf_counter() - started
     return st.batch_in_epoch >= total
 
@@ -202,6 +226,8 @@ def progress(tr: Trainer, epoch_fraction: float) -> float:
     done = (tr.state.epoch + epoch_fraction) / max(tr.config.epochs, 1)
     if tr.config.max_steps:
         done = max(done, tr.state.step / tr.config.max_steps)
+    if tr.config.max_minutes:
+        done = max(done, tr.state.elapsed_s / (tr.config.max_minutes * 60))
     return round(min(done, 1.0), 4)
 
 
@@ -284,6 +310,11 @@ def load_utterances(manifest: str, cfg: TrainConfig, frames_per_second: float, r
     return utterances, report
 
 
+def worker_init(_worker_id: int) -> None:
+    """One intra-op thread per loader process: the trainer's own threads need the cores."""
+    torch.set_num_threads(1)
+
+
 def make_loaders(cfg: TrainConfig, model_config, rank: int, world_size: int, device):
     feats = model_config.features
     frames_per_second = feats.sample_rate / feats.hop_length / model_config.stride
@@ -292,6 +323,11 @@ def make_loaders(cfg: TrainConfig, model_config, rank: int, world_size: int, dev
     augment = WaveAugmentConfig(enabled=cfg.augment)
     train_set = SpeechDataset(train_utts, feats, augment, seed=cfg.seed)
     valid_set = SpeechDataset(valid_utts, feats, None)
+    # validation (features, reused every epoch) has first call on the memory budget
+    budget_mb = cfg.cache_mb
+    for dataset in (valid_set, train_set):
+        if dataset.cache(budget_mb):
+            budget_mb -= dataset.cache_bytes() / 2 ** 20
     sampler = BucketBatchSampler([u.duration for u in train_utts], cfg.batch_size, cfg.seed,
                                  rank=rank, num_replicas=world_size,
                                  max_batch_seconds=cfg.max_batch_seconds or None)
@@ -299,10 +335,16 @@ def make_loaders(cfg: TrainConfig, model_config, rank: int, world_size: int, dev
                                        shuffle=False, rank=rank, num_replicas=1)
     if world_size > 1:  # each rank validates its share
         valid_sampler.batches = lambda full=valid_sampler.batches: full()[rank::world_size]
-    loader_args = dict(collate_fn=collate, num_workers=cfg.workers, pin_memory=device.type == "cuda",
-                       generator=torch.Generator(), persistent_workers=False)
-    return (sampler, DataLoader(train_set, batch_sampler=sampler, **loader_args),
-            DataLoader(valid_set, batch_sampler=valid_sampler, **loader_args),
+
+    def loader(dataset, batch_sampler):
+        # cached features leave a loader process nothing to do but copy batches
+        workers = 0 if dataset.cached == "feats" else cfg.workers
+        return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate,
+                          num_workers=workers, pin_memory=device.type == "cuda",
+                          generator=torch.Generator(), persistent_workers=workers > 0,
+                          worker_init_fn=worker_init if workers > 0 else None)
+
+    return (sampler, loader(train_set, sampler), loader(valid_set, valid_sampler),
             {"train": train_skips.total, "valid": valid_skips.total})
 
 
@@ -330,7 +372,9 @@ def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
     torch.manual_seed(cfg.seed + rank)  # different dropout per rank, same initial weights
     sampler, train_loader, valid_loader, skipped = make_loaders(cfg, model_config, rank, world_size,
                                                                 device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fused: one kernel for the whole update instead of a dozen passes over the parameters
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  fused=device.type in ("cpu", "cuda"))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_factor,
                                                            patience=cfg.lr_patience)
     if world_size > 1:
@@ -345,7 +389,20 @@ def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
     return tr, skipped
 
 
+def cpu_has_fast_bf16() -> bool:
+    """AMX or AVX512-BF16: bfloat16 matrix products faster than float32 ones."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:
+        return False
+
+
 def amp_dtype_for(tr: Trainer):
+    if tr.device.type == "cpu" and tr.config.cpu_amp:
+        if cpu_has_fast_bf16():
+            return torch.bfloat16
+        log.warning("--cpu-amp: this CPU has no AMX or AVX512-BF16; training in float32")
+        return None
     if not (tr.config.amp and tr.device.type == "cuda"):
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -358,6 +415,8 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
     st = tr.state
     result = validate(tr, criterion, amp_dtype)
     if complete:
+        for group in tr.optimizer.param_groups:  # the plateau scheduler scales the scheduled rate,
+            group["lr"] = st.scheduled_lr  # not the warm-up's fraction of it
         tr.scheduler.step(result["valid_loss"])
         st.scheduled_lr = tr.optimizer.param_groups[0]["lr"]
     row = {"type": "epoch", "epoch": st.epoch + 1, "step": st.step,
@@ -392,7 +451,7 @@ def fit(tr: Trainer, skipped: dict) -> str:
     cfg, st = tr.config, tr.state
     criterion = nn.CTCLoss(blank=BLANK, zero_infinity=True)
     amp_dtype = amp_dtype_for(tr)
-    while st.epoch < cfg.epochs:
+    while st.epoch < cfg.epochs and time_left(tr):
         complete = train_one_epoch(tr, criterion, amp_dtype)
         end_of_epoch(tr, criterion, amp_dtype, complete, skipped)
         if tr.is_main:

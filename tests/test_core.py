@@ -1,0 +1,204 @@
+"""srcore core: text, features, models, training (overfit, bad rows, resume, torchrun), shipped model."""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from srcore.checkpoint import load_model
+from srcore.features import SEED_FEATURES, FeatureConfig, LogMel, SpecAugment, SpecAugmentConfig
+from srcore.model import build_model, count_parameters, preset
+from srcore.run import RunFolder
+from srcore.text import BLANK, CHARS, NUM_CLASSES, decode_ids, encode, normalize_text
+from srcore.train import TrainConfig, train
+from srcore.transcribe import DEFAULT_MODEL_DIR
+
+from conftest import SAMPLE_RATE, WORDS, speak, write_corpus
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------------------- text
+
+@pytest.mark.parametrize("raw, expected", [
+    ("Hello, World!", "hello world"),
+    ("It's 42 degrees.", "it's forty two degrees"),
+    ("Call 007 at 1,250 or 3rd", "call zero zero seven at one thousand two hundred fifty or three rd"),
+    ("Café déjà-vu", "cafe deja vu"),
+    ("\u201cQuoted\u201d \u2019tis rock\u2019n\u2019roll", "quoted tis rock'n'roll"),
+    ("50% & more", "fifty percent and more"),
+    ("", ""),
+    ("你好 © \t\n", ""),
+    ("Model™", "modeltm"),
+])
+def test_normalize_text(raw, expected):
+    assert normalize_text(raw) == expected
+
+
+def test_character_map_is_the_notebooks():
+    assert NUM_CLASSES == 29 and BLANK == 28 and len(CHARS) == 28
+    assert CHARS[0] == "'" and CHARS[1] == " " and CHARS[2] == "a" and CHARS[27] == "z"
+    ids = encode("Go 2 it's")
+    assert decode_ids(ids) == "go two it's" and BLANK not in ids and max(ids) < BLANK
+
+
+# ------------------------------------------------------------------------------------- features
+
+def test_logmel_shape_rate_and_normalisation():
+    features = FeatureConfig()
+    feats = LogMel(features)(torch.randn(SAMPLE_RATE))  # one second at 16 kHz
+    assert feats.shape == (80, SAMPLE_RATE // features.hop_length + 1)
+    assert feats.mean(dim=-1).abs().max() < 1e-4  # per-utterance, per-bin normalisation
+    seed = LogMel(SEED_FEATURES)(torch.randn(8000))  # the notebook: 81 mels at 8 kHz, 10 ms hop
+    assert seed.shape == (81, 101)
+
+
+def test_specaugment_masks_training_batches_only_when_enabled():
+    feats = torch.randn(4, 80, 300)
+    torch.manual_seed(0)
+    masked = SpecAugment(SpecAugmentConfig(rate=1.0))(feats.clone())
+    assert not torch.equal(masked, feats)
+    assert torch.equal(SpecAugment(SpecAugmentConfig(enabled=False))(feats.clone()), feats)
+
+
+# ------------------------------------------------------------------------------------- models
+
+def test_seed_model_is_the_notebooks_architecture():
+    model = build_model(preset("seed"))
+    assert count_parameters(model) == 4_851_930  # about 4.85 M, as the notebook's SpeechRecognition
+    conv = model.cnn[0]
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride) == (81, 81, (10,), (2,))
+    assert [m.out_features for m in model.dense if isinstance(m, torch.nn.Linear)] == [128, 128]
+    assert (model.lstm.hidden_size, model.lstm.num_layers, model.lstm.bidirectional) == (1024, 1, False)
+    assert model.final_fc.out_features == 29
+    h0, c0 = model._init_hidden(3)
+    assert h0.shape == c0.shape == (1, 3, 1024)
+    log_probs, lengths = model(torch.randn(2, 81, 200), torch.tensor([200, 120]))
+    assert log_probs.shape == (2, 101, 29) and lengths.tolist() == [101, 61]
+
+
+def test_default_model_is_small_and_subsamples_by_three():
+    model = build_model(preset("default"))
+    assert 2e6 < count_parameters(model) < 6e6
+    log_probs, lengths = model(torch.randn(2, 80, 300), torch.tensor([300, 150]))
+    assert log_probs.shape == (2, 100, 29) and lengths.tolist() == [100, 50]
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 100), atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------- training
+
+def epoch_rows(run_dir) -> list[dict]:
+    return RunFolder(run_dir).read_metrics("epoch")
+
+
+def test_tiny_model_overfits_four_words_and_writes_the_run_folder(trained_run):
+    rows = epoch_rows(trained_run)
+    assert rows[-1]["wer"] == 0.0 and rows[-1]["cer"] == 0.0
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"] / 5
+    for key in ("epoch", "step", "train_loss", "valid_loss", "wer", "cer", "lr", "elapsed_s",
+                "audio_s_per_s"):
+        assert key in rows[-1]
+    run = RunFolder(trained_run)
+    assert run.read_status()["state"] == "finished"
+    assert run.read_config()["model"] == "tiny"
+    assert run.log_path.read_text().count("WER") >= len(rows)
+    assert run.curve_path.is_file()
+    for name in ("best", "last"):
+        assert {"config.json", "model.safetensors"} <= {p.name for p in (run.path / "checkpoints" / name).iterdir()}
+    assert (run.last_dir / "resume.pt").is_file() and not (run.best_dir / "resume.pt").exists()
+    meta = json.loads((run.best_dir / "config.json").read_text())
+    assert meta["model"]["architecture"] == "default" and meta["alphabet"]["blank"] == 28
+    assert meta["metrics"]["wer"] == 0.0
+
+
+def test_bad_rows_are_skipped_counted_and_named(word_corpus, tmp_path):
+    folder = word_corpus.parent
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00not really audio")
+    rows = [json.loads(line) for line in word_corpus.read_text().splitlines()]
+    rows = [{**r, "key": str(folder / r["key"])} for r in rows]
+    rows += [{"key": str(tmp_path / "missing.wav"), "text": "yes"},
+             {"key": str(corrupt), "text": "no"},
+             {"key": rows[0]["key"], "text": " ?! "}]
+    manifest = tmp_path / "bad.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{not json\n")
+    out = tmp_path / "run"
+    train(TrainConfig(train=str(manifest), valid=str(manifest), model="tiny", epochs=1, batch_size=4,
+                      workers=0, threads=1, out=str(out)))
+    row = epoch_rows(out)[-1]
+    assert row["skipped"] == {"train": 4, "valid": 4}
+    log = (out / "train.log").read_text()
+    assert "skipped 4 clips" in log
+    for reason in ("missing audio file", "unreadable audio file", "empty transcript", "not valid JSON"):
+        assert f"1 {reason}" in log
+    assert "missing.wav): missing audio file" in log and "corrupt.wav): unreadable audio file" in log
+
+
+def resume_config(corpus, out, max_steps) -> TrainConfig:
+    return TrainConfig(train=str(corpus), valid=str(corpus), model="tiny", epochs=3, batch_size=2,
+                       lr=3e-3, warmup_steps=4, augment=True, workers=0, threads=1, seed=3,
+                       max_steps=max_steps, out=str(out))
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path_factory):
+    corpus = write_corpus(tmp_path_factory.mktemp("resume"), WORDS + ["yes no", "stop go"])
+    whole, split = tmp_path_factory.mktemp("whole"), tmp_path_factory.mktemp("split")
+    train(resume_config(corpus, whole, max_steps=5))  # 3 batches an epoch: crosses an epoch
+    train(resume_config(corpus, split, max_steps=2))  # "killed" mid-epoch...
+    assert RunFolder(split).read_status()["step"] == 2
+    train(replace(resume_config(corpus, split, max_steps=5), resume=True))  # ...and resumed
+    a = load_file(str(whole / "checkpoints" / "last" / "model.safetensors"))
+    b = load_file(str(split / "checkpoints" / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_kill_mid_write_leaves_a_loadable_checkpoint(trained_run, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    last = run / "checkpoints" / "last"
+    last.rename(last.with_name("last.old"))  # a kill between the two renames of a swap
+    (last.with_name("last.new")).mkdir()  # and a half-written staging folder
+    model, config = load_model(last)
+    assert config.hidden_size == 64
+
+
+def test_two_process_torchrun_on_cpu(word_corpus, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(29500 + (hash(str(tmp_path)) % 1000)), "-m", "srcore.train",
+           "--train", str(word_corpus), "--valid", str(word_corpus), "--model", "tiny",
+           "--epochs", "2", "--batch-size", "1", "--workers", "0", "--threads", "1",
+           "--device", "cpu", "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = epoch_rows(out)
+    assert [r["epoch"] for r in rows] == [1, 2]  # only rank 0 writes
+    assert rows[-1]["step"] == 4  # 4 clips, 2 ranks, batch 1: 2 steps an epoch
+    assert "x2" in (out / "train.log").read_text()
+    load_model(out / "checkpoints" / "last")
+
+
+# ------------------------------------------------------------------------------------- shipped model
+
+@pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "model.safetensors").is_file(),
+                    reason="checkpoints/default is not in this checkout")
+def test_shipped_model_transcribes_without_a_model_flag(tmp_path):
+    from srcore.audio import write_audio
+    clip = tmp_path / "clip.wav"
+    write_audio(clip, np.concatenate([np.zeros(3200, np.float32), speak("seven", "en-us", 150),
+                                      np.zeros(3200, np.float32)]), SAMPLE_RATE)
+    result = subprocess.run([sys.executable, "-m", "srcore.transcribe", str(clip)],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "seven"
+    meta = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert meta["model"]["architecture"] == "default"
+    assert (DEFAULT_MODEL_DIR / "README.md").is_file()
