@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 
 from srcore.audio import AudioError, read_audio
 from srcore.checkpoint import read_config, resolve_model_dir
-from srcore.evaluate import score_utterance
+from srcore.evaluate import score_utterances
 from srcore.manifest import SkipReport, read_manifest
 from srcore.metrics import ErrorCounts, word_diff
 from srcore.run import list_runs
@@ -368,15 +368,8 @@ def validate(manifest, count: float = DEFAULT_SAMPLES, shuffle: bool = False,
         raise UserError(f"{Path(manifest).name} has no usable clips ({report.summary()}: "
                         + "; ".join(report.examples[:3]) + ").")
     recognizer = get_recognizer(model_dir, beam_width(decoding, beam_size))
-    rows, counts = [], ErrorCounts()
-    for utt in progress.tqdm(utterances, desc="scoring"):
-        try:
-            row = score_utterance(recognizer, utt.path, utt.text)
-        except AudioError as exc:
-            report.add(utt.path, str(exc))
-            continue
-        counts = counts + row.pop("_counts")
-        rows.append(row)
+    rows, counts = score_utterances(recognizer, utterances, report,
+                                    lambda items: progress.tqdm(items, desc="scoring"))
     table = [[i, row["audio_s"], row["ref"], row["hyp"], row["wer"], row["cer"]]
              for i, row in enumerate(rows, 1)]
     diffs = []

@@ -46,24 +46,31 @@ def score_utterance(recognizer: Recognizer, path: str, reference: str) -> dict:
             "_counts": counts}
 
 
-def evaluate(recognizer: Recognizer, manifest, limit: int = 0) -> Evaluation:
-    """Transcribe every usable clip of `manifest` (the first `limit` when > 0)."""
-    report = SkipReport()
-    utterances = read_manifest(manifest, report=report)
-    if limit:
-        utterances = utterances[:limit]
-    rows, counts, audio_s, compute_s = [], ErrorCounts(), 0.0, 0.0
-    for utt in utterances:
+def score_utterances(recognizer: Recognizer, utterances, report: SkipReport,
+                     progress=iter) -> tuple[list, ErrorCounts]:
+    """Per-utterance rows and the summed error counts; unreadable clips go to `report`.
+    `progress` wraps the utterance iterable (a tqdm or a UI progress bar)."""
+    rows, counts = [], ErrorCounts()
+    for utt in progress(utterances):
         try:
             row = score_utterance(recognizer, utt.path, utt.text)
         except AudioError as exc:
             report.add(utt.path, str(exc))
             continue
         counts = counts + row.pop("_counts")
-        audio_s += row["audio_s"]
-        compute_s += row["elapsed_s"]
         rows.append(row)
-    return Evaluation(rows, counts, audio_s, compute_s, report.total)
+    return rows, counts
+
+
+def evaluate(recognizer: Recognizer, manifest, limit: int = 0) -> Evaluation:
+    """Transcribe every usable clip of `manifest` (the first `limit` when > 0)."""
+    report = SkipReport()
+    utterances = read_manifest(manifest, report=report)
+    if limit:
+        utterances = utterances[:limit]
+    rows, counts = score_utterances(recognizer, utterances, report)
+    return Evaluation(rows, counts, sum(r["audio_s"] for r in rows),
+                      sum(r["elapsed_s"] for r in rows), report.total)
 
 
 def main(argv=None) -> None:

@@ -3,6 +3,10 @@
 Everything is made here, offline; nothing is read from ../shared/.
 """
 import json
+import os
+import shutil
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,11 @@ import pytest
 from srcore.audio import to_model_rate, write_audio
 
 SAMPLE_RATE = 16000
+WAIT_S = 60
+# Debian's Chromium for the browser tests (never a downloaded browser); flags for a closed network.
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WORDS = ["yes", "no", "stop", "go"]  # one clean eSpeak clip each: a tiny model can learn them
 
 
@@ -20,6 +29,20 @@ def speak(text: str, voice: str = "en-us", rate: int = 150) -> np.ndarray:
     engine = synth.get_engine("espeak")
     samples, engine_rate = engine.synthesize(text, synth.VoiceSettings("espeak", voice, rate=rate))
     return to_model_rate(samples, engine_rate, SAMPLE_RATE).numpy()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout_s: float = WAIT_S, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
 
 
 def write_corpus(folder: Path, texts, manifest_name: str = "all.jsonl") -> Path:

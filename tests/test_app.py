@@ -1,7 +1,6 @@
 """The Gradio app: handlers called directly, then the running app through gradio_client."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import torch
 import torchaudio
 
 import app
-from conftest import SAMPLE_RATE, WORDS, speak
+from conftest import SAMPLE_RATE, WORDS, free_port, speak
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -311,12 +310,6 @@ def test_hub_model_is_downloaded_only_on_request(trained_model, monkeypatch):
 
 
 # ------------------------------------------------------------------ the running app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

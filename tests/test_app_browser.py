@@ -4,8 +4,6 @@ Uses the system Chromium (Debian package `chromium`), never a downloaded browser
 Chromium or the Python `playwright` package is missing.
 """
 import os
-import shutil
-import socket
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -15,22 +13,13 @@ import pytest
 import soundfile as sf
 
 import app
-from conftest import SAMPLE_RATE, speak
+from conftest import CHROMIUM, CHROMIUM_ARGS, SAMPLE_RATE, free_port, speak
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 sync_api = pytest.importorskip("playwright.sync_api",
                                reason="the Python package `playwright` is not installed")
 if not Path(CHROMIUM).is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,8 @@ and one headless Chromium check that the Curves page draws a plot."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,22 +16,12 @@ from streamlit.testing.v1 import AppTest
 from srcore import hub, launch
 from srcore.run import FAILED, FINISHED, RUNNING, STOPPED, RunFolder, pid_alive
 
+from conftest import CHROMIUM, CHROMIUM_ARGS, WAIT_S, free_port, wait_until
+
 PROJECT = Path(__file__).resolve().parent.parent
 APP = PROJECT / "dashboard" / "streamlit_app.py"
 PAGES = ("views/launch.py", "views/runs.py", "views/curves.py", "views/publish.py")
 TOKEN = "hf_dashboardTOKEN9876543210SECRET"
-WAIT_S = 60
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def wait_until(condition, timeout_s: float = WAIT_S, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def dead_pid() -> int:
@@ -238,12 +226,6 @@ def test_publish_page_saves_the_bundle_locally(runs_root, tmp_path):
 
 
 # ---------------------------------------------------------------- a real browser
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def wait_for_server(url: str, server: subprocess.Popen) -> None:
     def healthy() -> bool:

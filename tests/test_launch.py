@@ -3,7 +3,6 @@ resumed for real on the tiny model."""
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,8 @@ import pytest
 from srcore import launch
 from srcore.run import RUNNING, STOPPED, RunFolder, pid_alive
 
-WAIT_S = 60
+from conftest import WAIT_S, wait_until
 
-
-def wait_until(condition, timeout_s: float = WAIT_S, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def endless_options(manifest: Path, **overrides) -> dict:
