@@ -1,7 +1,9 @@
 """Training data: utterances -> features and targets, length-bucketed batches, collation."""
 import logging
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -28,13 +30,19 @@ class WaveAugmentConfig:
     gain_db: tuple = (-12.0, 6.0)
 
 
+@lru_cache(maxsize=16)
+def resampler(orig_freq: int, new_freq: int) -> torchaudio.transforms.Resample:
+    """torchaudio.functional.resample with its filter kernel computed once (same output)."""
+    return torchaudio.transforms.Resample(orig_freq, new_freq, dtype=torch.float32)
+
+
 def augment_wave(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,
                  config: WaveAugmentConfig) -> torch.Tensor:
     """Speed perturbation, gain and white/brown noise at a random SNR, drawn from `rng`."""
     if rng.random() < config.speed_prob:
         factor = SPEED_FACTORS[rng.integers(len(SPEED_FACTORS))]
         if factor != 1.0:  # playing `factor` times faster: fewer samples, higher pitch
-            wave = torchaudio.functional.resample(wave, int(sample_rate * factor), sample_rate)
+            wave = resampler(int(sample_rate * factor), sample_rate)(wave)
     wave = wave * 10 ** (rng.uniform(*config.gain_db) / 20)
     if rng.random() < config.noise_prob:
         noise = torch.from_numpy(rng.standard_normal(wave.shape[-1]).astype(np.float32))
@@ -45,6 +53,21 @@ def augment_wave(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,
         scale = wave.pow(2).mean().sqrt() / (noise.pow(2).mean().sqrt() + 1e-8) / 10 ** (snr / 20)
         wave = wave + scale * noise
     return wave
+
+
+@contextmanager
+def one_thread():
+    """Hold torch at one intra-op thread. Per-clip ops (resampling, a short STFT) are too small to
+    gain from more, and on a busy machine every multi-threaded op waits until all its threads have
+    been scheduled: milliseconds for a microsecond's work."""
+    threads = torch.get_num_threads()
+    if threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)
 
 
 class SpeechDataset(Dataset):
@@ -88,22 +111,21 @@ class SpeechDataset(Dataset):
         if max_mb <= 0 or self.cache_bytes() > max_mb * 2 ** 20:
             return ""
         kind = "wave" if self.augmenting else "feats"
-        pieces, lengths = [], []
-        for utt in self.utterances:
-            try:
-                piece = self._decode(utt.path, kind)
-            except AudioError:  # kept as a hole: the item stays None, as it would uncached
-                piece = torch.zeros(() if kind == "wave" else (self.features.n_mels, 0))
-            if kind == "wave" and piece.ndim == 0:
-                piece = piece.reshape(0)
-            pieces.append(piece)
-            lengths.append(piece.shape[-1])
+        with one_thread():
+            pieces = [self._decode_or_hole(utt.path, kind) for utt in self.utterances]
+        lengths = [piece.shape[-1] for piece in pieces]
         self._store = torch.cat(pieces, dim=-1).contiguous()
         self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         self.cached = kind
         log.info("cached %s of %d clips in memory (%.0f MB)", "waveforms" if kind == "wave"
                  else "features", len(pieces), self._store.numel() * 4 / 2 ** 20)
         return kind
+
+    def _decode_or_hole(self, path: str, kind: str) -> torch.Tensor:
+        try:
+            return self._decode(path, kind)
+        except AudioError:  # kept as an empty hole: the item stays None, as it would uncached
+            return torch.zeros(0) if kind == "wave" else torch.zeros(self.features.n_mels, 0)
 
     def _decode(self, path: str, kind: str) -> torch.Tensor:
         wave = read_audio(path, self.features.sample_rate)
@@ -115,6 +137,12 @@ class SpeechDataset(Dataset):
     def _cached(self, index: int) -> torch.Tensor | None:
         start, end = int(self._offsets[index]), int(self._offsets[index + 1])
         return self._store[..., start:end] if end > start else None
+
+    def __getitems__(self, items):
+        """A batch's items (the DataLoader's batched fetch), on one intra-op thread as in a loader
+        process: see one_thread()."""
+        with one_thread():
+            return [self[item] for item in items]
 
     def __getitem__(self, item):
         index, epoch = item

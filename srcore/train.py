@@ -55,7 +55,7 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 1  # data-loader processes (0: load in the training process)
     threads: int = 0  # torch intra-op threads; 0: torch's default
-    cache_mb: float = 1024.0  # keep each set's decoded audio in memory when it fits (0: never)
+    cache_mb: float = 1024.0  # memory for decoded audio kept between epochs, per process (0: none)
     augment: bool = True  # waveform augmentation (speed, gain, noise); SpecAugment follows the model
     specaugment: bool = True
     amp: bool = True  # mixed precision on CUDA
@@ -128,10 +128,19 @@ def compute_loss(model, batch, criterion, specaugment=None, amp_dtype=None):
 
 # ---------------------------------------------------------------- one epoch, validation
 
-def time_left(tr: Trainer, running_s: float = 0.0) -> bool:
-    """False once --max-minutes of training wall time (data loading included) are spent."""
+def out_of_time(tr: Trainer, running_s: float = 0.0) -> bool:
+    """True once --max-minutes of training wall time (data loading included) are spent."""
     budget = tr.config.max_minutes * 60
-    return not budget or tr.state.elapsed_s + running_s < budget
+    return bool(budget) and tr.state.elapsed_s + running_s >= budget
+
+
+def agreed(tr: Trainer, flag: bool) -> bool:
+    """`flag` if it is set on any rank: ranks must stop at the same step (or wait on each other)."""
+    if tr.world_size == 1:
+        return flag
+    flags = torch.tensor([float(flag)], device=tr.device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags.item())
 
 
 def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
@@ -187,8 +196,8 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
             flush_loss()
             st.elapsed_s, started = st.elapsed_s + now - started, now
             save_checkpoint(tr, extra={})
-        if ((cfg.max_steps and st.step >= cfg.max_steps) or tr.stop_requested
-                or not time_left(tr, now - started)):
+        if ((cfg.max_steps and st.step >= cfg.max_steps)
+                or agreed(tr, tr.stop_requested or out_of_time(tr, now - started))):
             break
     bar.close()
     flush_loss()
@@ -428,9 +437,9 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
            "partial": not complete, "skipped": skipped, "samples": result["samples"]}
     best = result["wer"] < st.best_wer
     st.best_wer = min(st.best_wer, result["wer"])
-    st.audio_s += st.epoch_audio_s
-    st.train_s += st.epoch_train_s
-    if complete:
+    if complete:  # a partial epoch's figures stay in epoch_*: a resumed run adds to them
+        st.audio_s += st.epoch_audio_s
+        st.train_s += st.epoch_train_s
         st.epoch, st.batch_in_epoch = st.epoch + 1, 0
         st.epoch_loss_sum = st.epoch_audio_s = st.epoch_train_s = 0.0
         st.epoch_batches = 0
@@ -446,12 +455,17 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
     save_checkpoint(tr, {"metrics": metrics}, best=best)
 
 
+def overall_throughput(st: TrainState) -> float:
+    """Audio seconds trained per second of training wall time, over the whole run."""
+    return round((st.audio_s + st.epoch_audio_s) / max(st.train_s + st.epoch_train_s, 1e-9), 1)
+
+
 def fit(tr: Trainer, skipped: dict) -> str:
     """Train until epochs, max_steps or a stop request; returns the final state."""
     cfg, st = tr.config, tr.state
     criterion = nn.CTCLoss(blank=BLANK, zero_infinity=True)
     amp_dtype = amp_dtype_for(tr)
-    while st.epoch < cfg.epochs and time_left(tr):
+    while st.epoch < cfg.epochs and not agreed(tr, out_of_time(tr)):
         complete = train_one_epoch(tr, criterion, amp_dtype)
         end_of_epoch(tr, criterion, amp_dtype, complete, skipped)
         if tr.is_main:
@@ -492,7 +506,7 @@ def train(cfg: TrainConfig) -> RunFolder:
     if tr.is_main:
         tr.run.write_status(state, epoch=tr.state.epoch, step=tr.state.step, progress=progress(tr, 0),
                             best_wer=tr.state.best_wer,
-                            audio_s_per_s=round(tr.state.audio_s / max(tr.state.train_s, 1e-9), 1))
+                            audio_s_per_s=overall_throughput(tr.state))
         log.info("%s: best WER %.3f; model in %s", state, tr.state.best_wer, tr.run.best_dir)
     return tr.run
 
