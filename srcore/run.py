@@ -4,6 +4,7 @@
     RUN/metrics.jsonl       one JSON object per line: {"type": "epoch", ...} or {"type": "step", ...}
     RUN/status.json         {"state": running|finished|failed|stopped, "pid", "progress", ...}
     RUN/train.log           the log
+    RUN/console.log         stdout/stderr of a run started by the dashboard (srcore.launch)
     RUN/loss_curve.html     a self-contained chart (no scripts, no network)
     RUN/checkpoints/last/   model directory + resume.pt
     RUN/checkpoints/best/   model directory with the best validation WER

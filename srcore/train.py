@@ -483,8 +483,17 @@ def request_stop(tr: Trainer):
     return handler
 
 
+def failure(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 def train(cfg: TrainConfig) -> RunFolder:
-    tr, skipped = build_trainer(cfg)
+    try:
+        tr, skipped = build_trainer(cfg)
+    except BaseException as exc:  # bad manifests, no data: the run folder still says why
+        if int(os.environ.get("RANK", 0)) == 0:
+            RunFolder(cfg.out).create().write_status(FAILED, error=failure(exc), step=0)
+        raise
     if tr.is_main:
         tr.run.write_config(asdict(cfg))
         tr.run.write_status(RUNNING, epoch=0, step=0, progress=0.0)
@@ -497,7 +506,7 @@ def train(cfg: TrainConfig) -> RunFolder:
         state = fit(tr, skipped)
     except BaseException as exc:
         if tr.is_main:
-            tr.run.write_status(FAILED, error=f"{type(exc).__name__}: {exc}", step=tr.state.step)
+            tr.run.write_status(FAILED, error=failure(exc), step=tr.state.step)
             log.exception("training failed")
         raise
     finally:

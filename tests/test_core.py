@@ -139,6 +139,15 @@ def test_bad_rows_are_skipped_counted_and_named(word_corpus, tmp_path):
     assert "missing.wav): missing audio file" in log and "corrupt.wav): unreadable audio file" in log
 
 
+def test_a_run_without_usable_clips_fails_and_says_why(tmp_path):
+    manifest = tmp_path / "empty.jsonl"
+    manifest.write_text(json.dumps({"key": "gone.wav", "text": "hello"}) + "\n")
+    with pytest.raises(SystemExit, match="no usable utterances"):
+        train(TrainConfig(train=str(manifest), valid=str(manifest), model="tiny", out=str(tmp_path / "run")))
+    status = RunFolder(tmp_path / "run").read_status()
+    assert status["state"] == "failed" and "no usable utterances" in status["error"]
+
+
 def resume_config(corpus, out, max_steps) -> TrainConfig:
     return TrainConfig(train=str(corpus), valid=str(corpus), model="tiny", epochs=3, batch_size=2,
                        lr=3e-3, warmup_steps=4, augment=True, workers=0, threads=1, seed=3,
