@@ -12,13 +12,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from .audio import AudioError
 from .manifest import SkipReport, read_manifest
 from .metrics import ErrorCounts, error_counts, format_diff
 from .text import normalize_text
-from .transcribe import DEFAULT_MODEL_DIR, Recognizer
+from .transcribe import Recognizer, add_recognizer_arguments, recognizer_from_args
 
 
 @dataclass
@@ -76,20 +75,14 @@ def evaluate(recognizer: Recognizer, manifest, limit: int = 0) -> Evaluation:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m srcore.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help=f"model directory (default: {DEFAULT_MODEL_DIR})")
     parser.add_argument("--manifest", required=True, help="JSON-lines manifest to score")
     parser.add_argument("--out", help="per-utterance report (JSON lines)")
-    parser.add_argument("--beam", type=int, default=0, help="beam size (default: greedy decoding)")
-    parser.add_argument("--lexicon", help="lexicon file for beam search")
-    parser.add_argument("--lm", help="KenLM language model for beam search")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N clips")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--show", type=int, default=5, help="print the N worst utterances")
+    add_recognizer_arguments(parser)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    recognizer = recognizer_from_args(args)
     try:
-        recognizer = Recognizer.load(args.model, args.beam, args.lexicon, args.lm)
         started = time.perf_counter()
         result = evaluate(recognizer, args.manifest, args.limit)
     except (FileNotFoundError, ValueError) as exc:

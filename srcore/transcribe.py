@@ -120,22 +120,32 @@ class Recognizer:
             raise AudioError(f"{path}: {exc}") from None
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m srcore.transcribe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3)")
+def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and decoding options shared by the transcribe and evaluate commands."""
     parser.add_argument("--model", default=None, help=f"model directory (default: {DEFAULT_MODEL_DIR})")
     parser.add_argument("--beam", type=int, default=0, help="beam size (default: greedy decoding)")
     parser.add_argument("--lexicon", help="lexicon file for beam search (words to spellings)")
     parser.add_argument("--lm", help="KenLM binary/ARPA language model for beam search")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    args = parser.parse_args(argv)
+
+
+def recognizer_from_args(args: argparse.Namespace) -> Recognizer:
+    """Set the thread count and load the model the options name; exit with a message if it can't."""
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        recognizer = Recognizer.load(args.model, args.beam, args.lexicon, args.lm)
+        return Recognizer.load(args.model, args.beam, args.lexicon, args.lm)
     except (FileNotFoundError, ValueError) as exc:
         sys.exit(f"error: {exc}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m srcore.transcribe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3)")
+    add_recognizer_arguments(parser)
+    args = parser.parse_args(argv)
+    recognizer = recognizer_from_args(args)
     failed = 0
     for path in args.files:
         try:
