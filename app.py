@@ -72,8 +72,17 @@ _load_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)
-def _load_recognizer(model_dir: str, beam: int, _weights_mtime: float) -> Recognizer:
-    return Recognizer.load(model_dir, beam=beam)
+def _load_model(model_dir: str, _weights_mtime: float) -> Recognizer:
+    return Recognizer.load(model_dir)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_recognizer(model_dir: str, beam: int, weights_mtime: float) -> Recognizer:
+    """The model's weights are loaded once per directory; each beam width gets its own decoder."""
+    greedy = _load_model(model_dir, weights_mtime)
+    if beam <= 1:
+        return greedy
+    return Recognizer(greedy.model, greedy.config, greedy.model_dir, beam=beam)
 
 
 def get_recognizer(model_dir, beam: int = 0) -> Recognizer:

@@ -1,4 +1,5 @@
 """Audio I/O with soundfile: mono mix-down and resampling to the model's rate."""
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,12 @@ def read_audio(path, sample_rate: int) -> torch.Tensor:
     return to_model_rate(data.mean(axis=1), rate, sample_rate)
 
 
+@lru_cache(maxsize=32)
+def resampler(orig_freq: int, new_freq: int) -> torchaudio.transforms.Resample:
+    """torchaudio.functional.resample with its filter kernel computed once (same output)."""
+    return torchaudio.transforms.Resample(orig_freq, new_freq, dtype=torch.float32)
+
+
 def to_model_rate(samples, rate: int, sample_rate: int) -> torch.Tensor:
     """Mono samples (numpy or tensor, any dtype) to float32 at `sample_rate`."""
     wave = torch.as_tensor(np.asarray(samples))
@@ -34,7 +41,7 @@ def to_model_rate(samples, rate: int, sample_rate: int) -> torch.Tensor:
     if wave.ndim == 2:  # (samples, channels) as gradio and soundfile give it
         wave = wave.mean(dim=1)
     if rate != sample_rate:
-        wave = torchaudio.functional.resample(wave, rate, sample_rate)
+        wave = resampler(int(rate), int(sample_rate))(wave)
     return wave.contiguous()
 
 

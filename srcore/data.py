@@ -68,8 +68,10 @@ def combine_manifests(sources, out) -> dict:
     real corpus against a large synthetic one). Bad rows are skipped and counted."""
     report, rows = SkipReport(), []
     for source in sources:
-        path, _, times = str(source).partition("@")
-        rows.extend(read_manifest(path, report=report) * int(times or 1))
+        path, at, times = str(source).rpartition("@")
+        if not (at and times.isdigit()):  # no repeat count: '@' may be part of the path
+            path, times = str(source), "1"
+        rows.extend(read_manifest(path, report=report) * int(times))
     write_manifest(rows, out)
     return {"rows": len(rows), "hours": round(sum(u.duration for u in rows) / 3600, 3),
             "skipped": report.total, "out": str(out)}

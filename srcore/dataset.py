@@ -3,14 +3,12 @@ import logging
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
-import torchaudio
 from torch.utils.data import Dataset
 
-from .audio import AudioError, read_audio
+from .audio import AudioError, read_audio, resampler
 from .features import FeatureConfig, LogMel
 from .manifest import SkipReport, Utterance
 from .text import encode, normalize_text
@@ -28,12 +26,6 @@ class WaveAugmentConfig:
     noise_prob: float = 0.5
     snr_db: tuple = (8.0, 40.0)
     gain_db: tuple = (-12.0, 6.0)
-
-
-@lru_cache(maxsize=16)
-def resampler(orig_freq: int, new_freq: int) -> torchaudio.transforms.Resample:
-    """torchaudio.functional.resample with its filter kernel computed once (same output)."""
-    return torchaudio.transforms.Resample(orig_freq, new_freq, dtype=torch.float32)
 
 
 def augment_wave(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,

@@ -115,7 +115,10 @@ def refuse_secrets_in(folder: Path, token: str | None) -> None:
     """Raise if any file of the bundle contains the token (it never should)."""
     secrets = [s.encode() for s in known_secrets(token)]
     for path in folder.rglob("*"):
-        if path.is_file() and any(s in path.read_bytes() for s in secrets):
+        if not path.is_file():
+            continue
+        content = path.read_bytes()  # once per file: the weights are megabytes
+        if any(secret in content for secret in secrets):
             raise HubError(f"{path.name} contains the Hub token; not uploaded")
 
 

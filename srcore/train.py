@@ -11,7 +11,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +134,9 @@ def out_of_time(tr: Trainer, running_s: float = 0.0) -> bool:
     return bool(budget) and tr.state.elapsed_s + running_s >= budget
 
 
+STOP_VOTE_EVERY = 10
+
+
 def agreed(tr: Trainer, flag: bool) -> bool:
     """`flag` if it is set on any rank: ranks must stop at the same step (or wait on each other)."""
     if tr.world_size == 1:
@@ -141,6 +144,14 @@ def agreed(tr: Trainer, flag: bool) -> bool:
     flags = torch.tensor([float(flag)], device=tr.device)
     dist.all_reduce(flags, op=dist.ReduceOp.MAX)
     return bool(flags.item())
+
+
+def stop_vote(tr: Trainer, wanted: bool) -> bool:
+    """Whether to stop after this step: at once in one process; with several, the ranks vote every
+    STOP_VOTE_EVERY steps (a vote is a sync, too costly for every step on a GPU)."""
+    if tr.world_size > 1 and tr.state.step % STOP_VOTE_EVERY:
+        return False
+    return agreed(tr, wanted)
 
 
 def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
@@ -197,7 +208,7 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
             st.elapsed_s, started = st.elapsed_s + now - started, now
             save_checkpoint(tr, extra={})
         if ((cfg.max_steps and st.step >= cfg.max_steps)
-                or agreed(tr, tr.stop_requested or out_of_time(tr, now - started))):
+                or stop_vote(tr, tr.stop_requested or out_of_time(tr, now - started))):
             break
     bar.close()
     flush_loss()
@@ -376,7 +387,6 @@ def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
     else:
         model_config = preset(cfg.model)
         model = build_model(model_config)
-    model_config.specaugment.enabled = model_config.specaugment.enabled and cfg.specaugment
     model = model.to(device)
     torch.manual_seed(cfg.seed + rank)  # different dropout per rank, same initial weights
     sampler, train_loader, valid_loader, skipped = make_loaders(cfg, model_config, rank, world_size,
@@ -391,7 +401,7 @@ def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
             model, device_ids=[device.index] if device.type == "cuda" else None)
     tr = Trainer(cfg, run, model, model_config, optimizer, scheduler,
                  torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda"),
-                 sampler, train_loader, valid_loader, SpecAugment(model_config.specaugment), device,
+                 sampler, train_loader, valid_loader, training_specaugment(model_config, cfg), device,
                  rank, world_size, TrainState(scheduled_lr=cfg.lr))
     log.info("model %s: %.2f M parameters on %s x%d", model_config.architecture,
              count_parameters(model) / 1e6, device, world_size)
@@ -404,6 +414,14 @@ def cpu_has_fast_bf16() -> bool:
         return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
     except AttributeError:
         return False
+
+
+def training_specaugment(model_config, cfg: TrainConfig) -> SpecAugment:
+    """The model's SpecAugment policy, off for this run with --no-specaugment; the model's saved
+    config keeps its own setting, so a later fine-tune can turn it back on."""
+    policy = replace(model_config.specaugment,
+                     enabled=model_config.specaugment.enabled and cfg.specaugment)
+    return SpecAugment(policy)
 
 
 def amp_dtype_for(tr: Trainer):

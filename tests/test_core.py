@@ -18,7 +18,7 @@ from srcore.text import BLANK, CHARS, NUM_CLASSES, decode_ids, encode, normalize
 from srcore.train import TrainConfig, train
 from srcore.transcribe import DEFAULT_MODEL_DIR
 
-from conftest import SAMPLE_RATE, WORDS, speak, write_corpus
+from conftest import SAMPLE_RATE, WORDS, free_port, speak, write_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -182,7 +182,7 @@ def test_kill_mid_write_leaves_a_loadable_checkpoint(trained_run, tmp_path):
 def test_two_process_torchrun_on_cpu(word_corpus, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(29500 + (hash(str(tmp_path)) % 1000)), "-m", "srcore.train",
+           "--master_port", str(free_port()), "-m", "srcore.train",
            "--train", str(word_corpus), "--valid", str(word_corpus), "--model", "tiny",
            "--epochs", "2", "--batch-size", "1", "--workers", "0", "--threads", "1",
            "--device", "cpu", "--out", str(out)]
