@@ -12,7 +12,9 @@ import logging
 import os
 import random
 import threading
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -141,6 +143,46 @@ def model_choices(runs_dir, *extra) -> list[tuple[str, str]]:
             choices.append((f"{directory}{found}", str(directory)))
             known.add(str(directory))
     return choices
+
+
+@dataclass(frozen=True)
+class ServedFolders:
+    """The folders whose files the served app may read for a visitor: a manifest, the audio it
+    names or a model directory elsewhere on the server is refused (a visitor could otherwise
+    listen to any audio file the server can read)."""
+    roots: tuple
+
+    def allows(self, path) -> bool:
+        resolved = Path(path).resolve()
+        return any(resolved.is_relative_to(root) for root in self.roots)
+
+
+def served_folders(model_dir, runs_dir, extra=()) -> ServedFolders:
+    """The project folder, the runs folder and the folders of every run's manifests, the model,
+    gradio's upload folder and `extra` (--data)."""
+    uploads = os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio"
+    folders = [APP_DIR, uploads, model_dir, *extra]
+    for run in list_runs(runs_dir) if runs_dir else []:
+        config = run.read_config()
+        folders += [run.path] + [Path(config[k]).parent for k in ("train", "valid") if config.get(k)]
+    return ServedFolders(tuple(Path(f).resolve() for f in folders if f))
+
+
+def served_only(utterances, served: ServedFolders, report: SkipReport) -> list:
+    """The utterances whose audio lies in the served folders; the others are skipped and counted."""
+    kept = []
+    for utt in utterances:
+        if served.allows(utt.path):
+            kept.append(utt)
+        else:
+            report.add(utt.path, "outside the served folders")
+    return kept
+
+
+def check_served(served: ServedFolders | None, path, what: str) -> None:
+    if served is not None and not served.allows(path):
+        raise UserError(f"{what} {path} is outside the folders this app serves "
+                        "(start it with --data FOLDER to serve another one).")
 
 
 def _existing_path(name, *roots) -> str | None:
@@ -363,10 +405,12 @@ def summary_markdown(counts: ErrorCounts, rows: list, report: SkipReport) -> str
 @shows_errors(lambda message: ([], [], message, []))
 def validate(manifest, count: float = DEFAULT_SAMPLES, shuffle: bool = False,
              decoding: str = GREEDY, beam_size: float = DEFAULT_BEAM, model_dir: str | None = None,
-             progress=gr.Progress()):
-    """Manifest (JSON lines) -> (table, word diff of every sample, aggregate WER/CER, samples)."""
+             progress=gr.Progress(), served: ServedFolders | None = None):
+    """Manifest (JSON lines) -> (table, word diff of every sample, aggregate WER/CER, samples).
+    With `served`, the manifest and its clips must lie in the served folders."""
     if not manifest:
         raise UserError("Choose a validation manifest or upload a .jsonl file.")
+    check_served(served, manifest, "The manifest")
     try:
         utterances, report = choose_utterances(manifest, count, shuffle)
     except FileNotFoundError:
@@ -376,6 +420,8 @@ def validate(manifest, count: float = DEFAULT_SAMPLES, shuffle: bool = False,
     if not utterances:
         raise UserError(f"{Path(manifest).name} has no usable clips ({report.summary()}: "
                         + "; ".join(report.examples[:3]) + ").")
+    if served is not None:
+        utterances = served_only(utterances, served, report)
     recognizer = get_recognizer(model_dir, beam_width(decoding, beam_size))
     rows, counts = score_utterances(recognizer, utterances, report,
                                     lambda items: progress.tqdm(items, desc="scoring"))
@@ -426,10 +472,12 @@ def _model_outputs(model_dir, runs_dir, status=None):
             gr.update(choices=manifests, value=manifests[0][1] if manifests else None))
 
 
-def choose_model(model_dir, current=None, runs_dir=None):
+def choose_model(model_dir, current=None, runs_dir=None, served: ServedFolders | None = None):
     """A model directory -> (per-user model state, dropdown, status, header, manifest dropdown);
-    a directory that can't be loaded leaves the current model in place and says why."""
+    a directory that can't be loaded (or, with `served`, lies elsewhere) leaves the current model
+    in place and says why."""
     try:
+        check_served(served, model_dir, "The model directory")
         get_recognizer(model_dir)
     except UserError as exc:
         return _model_outputs(current, runs_dir, WARN + str(exc))
@@ -494,7 +542,7 @@ def build_transcribe_tab(model_state):
                concurrency_limit=TRANSCRIBE_CONCURRENCY, concurrency_id="model")
 
 
-def build_validation_tab(model_state, runs_dir, model_dir):
+def build_validation_tab(model_state, runs_dir, model_dir, data_dirs=()):
     manifests = manifest_choices(runs_dir, model_dir)
     with gr.Row():
         manifest = gr.Dropdown(manifests, value=manifests[0][1] if manifests else None,
@@ -521,7 +569,14 @@ def build_validation_tab(model_state, runs_dir, model_dir):
     diffs = gr.HighlightedText(label="Word-level diff, (REF->HYP)", color_map=DIFF_COLOURS,
                                show_legend=True)
     upload.upload(use_uploaded_manifest, upload, manifest, api_name="use_uploaded_manifest")
-    button.click(validate, [manifest, count, shuffle, decoding, beam_size, model_state],
+
+    def validate_served(manifest, count, shuffle, decoding, beam_size, model_dir,
+                        progress=gr.Progress()):
+        """validate, reading only the served folders (as they are now: new runs count)."""
+        return validate(manifest, count, shuffle, decoding, beam_size, model_dir, progress,
+                        served_folders(model_dir, runs_dir, data_dirs))
+
+    button.click(validate_served, [manifest, count, shuffle, decoding, beam_size, model_state],
                  [table, diffs, summary, samples], api_name="validate",
                  concurrency_limit=TRANSCRIBE_CONCURRENCY, concurrency_id="model"
                  ).then(show_sample, [samples, number], [player, sample_diff], api_name=False)
@@ -546,8 +601,9 @@ def build_model_tab(runs_dir, model_dir):
     return picker, refresh, hub_id, revision, download, status
 
 
-def build_demo(model_dir=None, runs_dir=DEFAULT_RUNS_DIR) -> gr.Blocks:
-    """The whole app for `model_dir` (default: the shipped model) and the runs under `runs_dir`."""
+def build_demo(model_dir=None, runs_dir=DEFAULT_RUNS_DIR, data_dirs=()) -> gr.Blocks:
+    """The whole app for `model_dir` (default: the shipped model) and the runs under `runs_dir`;
+    visitors may read files in those, the project, uploads and `data_dirs` only."""
     model_dir = str(model_dir or DEFAULT_MODEL_DIR)
     runs_dir = str(runs_dir) if runs_dir else None
     with gr.Blocks(title="srcore speech recognition", analytics_enabled=False) as demo:
@@ -557,12 +613,13 @@ def build_demo(model_dir=None, runs_dir=DEFAULT_RUNS_DIR) -> gr.Blocks:
         with gr.Tab("Transcribe"):
             build_transcribe_tab(model_state)
         with gr.Tab("Validation samples"):
-            manifest = build_validation_tab(model_state, runs_dir, model_dir)
+            manifest = build_validation_tab(model_state, runs_dir, model_dir, data_dirs)
         with gr.Tab("Model"):
             picker, refresh, hub_id, revision, download, status = build_model_tab(
                 runs_dir, model_dir)
         outputs = [model_state, picker, status, header, manifest]
-        picker.input(lambda chosen, current: choose_model(chosen, current, runs_dir),
+        picker.input(lambda chosen, current: choose_model(
+                         chosen, current, runs_dir, served_folders(current, runs_dir, data_dirs)),
                      [picker, model_state], outputs, api_name="choose_model")
         refresh.click(lambda current: refresh_models(current, runs_dir), model_state, picker,
                       api_name="refresh_models")
@@ -587,10 +644,12 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default=None, help=f"model directory (default: {DEFAULT_MODEL_DIR})")
     parser.add_argument("--runs", default=str(DEFAULT_RUNS_DIR), help="runs folder for the model picker")
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument("--data", action="append", default=[],
+                        help="a folder of manifests and audio visitors may score (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    page = demo if args.model is None and args.runs == str(DEFAULT_RUNS_DIR) else build_demo(
-        args.model, args.runs)
+    custom = args.model is not None or args.runs != str(DEFAULT_RUNS_DIR) or args.data
+    page = build_demo(args.model, args.runs, args.data) if custom else demo
     model_dir = args.model or DEFAULT_MODEL_DIR
     if is_model_dir(model_dir):
         get_recognizer(model_dir)  # load before the first visitor arrives

@@ -396,3 +396,35 @@ def test_python_app_py_starts_without_the_shipped_model(tmp_path, word_corpus):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_served_folders_keep_visitors_to_the_projects_files(trained_model, word_corpus, tmp_path):
+    mine, elsewhere = tmp_path / "mine", tmp_path / "private"
+    mine.mkdir()
+    elsewhere.mkdir()
+    served = app.served_folders(trained_model, None, extra=[word_corpus.parent, mine])
+    outside = elsewhere / "secrets.jsonl"
+    outside.write_text(word_corpus.read_text())
+    summary = app.validate(str(outside), 10, False, app.GREEDY, 16, str(trained_model),
+                           served=served)[2]
+    assert "outside the folders this app serves" in summary
+    # a served manifest naming audio elsewhere: those clips are skipped and counted, not played
+    mixed = mine / "mixed.jsonl"
+    rows = [{**r, "key": str(word_corpus.parent / r["key"])}
+            for r in map(json.loads, word_corpus.read_text().splitlines())]
+    clip = elsewhere / "yes.wav"
+    clip.write_bytes(Path(rows[0]["key"]).read_bytes())
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in rows + [{"key": str(clip), "text": "yes"}]))
+    table, _, summary, samples = app.validate(str(mixed), 10, False, app.GREEDY, 16,
+                                              str(trained_model), served=served)
+    assert len(table) == len(rows) and str(clip) not in {s["key"] for s in samples}
+    assert "1 outside the served folders" in summary
+    status = app.choose_model(str(elsewhere), str(trained_model), None, served)[2]
+    assert "outside the folders this app serves" in status
+
+
+def test_client_cannot_score_files_outside_the_served_folders(client, word_corpus, tmp_path):
+    outside = tmp_path / "elsewhere.jsonl"
+    outside.write_text(word_corpus.read_text())
+    table, _, summary = client.predict(str(outside), 10, False, "greedy", 16, api_name="/validate")
+    assert "outside the folders this app serves" in summary
