@@ -104,6 +104,15 @@ def training_command(training: dict) -> str:
     return shlex.join(["python", "-m", TRAIN_MODULE, *arguments])
 
 
+PATH_FIELDS = ("train", "valid", "out", "init_from")
+
+
+def public_training(training: dict) -> dict:
+    """The training config with its paths shortened to their last two parts: a published card
+    must not show the trainer's home folder or machine layout."""
+    return {k: manifest_label(v) if k in PATH_FIELDS and v else v for k, v in training.items()}
+
+
 def manifest_stats(path) -> tuple[int, float] | None:
     """(rows, seconds) of a manifest from its own "duration" fields (no audio is opened: cards of
     big corpora stay quick); None where it is not readable."""
@@ -189,9 +198,10 @@ def card_spec(model_dir, *, name: str = "", repo_id: str = "", command: str = ""
     meta = read_config(model_dir)
     training = meta.get("training") or {}
     measured = [s for s in [validation_score(meta), *(scores or [])] if s is not None]
+    public = public_training(training)
     return CardSpec(name=name or default_name(model_dir, repo_id), scores=measured,
-                    training=training, model=meta.get("model", {}),
-                    command=command or (training_command(training) if training else ""),
+                    training=public, model=meta.get("model", {}),
+                    command=command or (training_command(public) if public else ""),
                     data=describe_data(training) if data is None else data,
                     parameters=count_parameters(model_dir), repo_id=repo_id, license=license,
                     srcore_version=meta.get("srcore_version", __version__))
