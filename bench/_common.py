@@ -3,7 +3,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +37,19 @@ def split(data_dir: Path, out_dir: Path, valid_speakers=("theo",)) -> tuple[Path
         sys.exit(f"{manifest}: not found (pass --data DIR holding all.jsonl)")
     split_manifest(manifest, out_dir, valid_speakers=list(valid_speakers))
     return Path(out_dir) / "train.jsonl", Path(out_dir) / "valid.jsonl"
+
+
+@contextmanager
+def workspace(args):
+    """(out folder, train manifest, valid manifest, machine info): `args.out` or a temporary
+    folder, with the data split by speaker in it."""
+    with tempfile.TemporaryDirectory(prefix="srcore-bench-") as tmp:
+        out = args.out or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        train, valid = split(args.data, out / "split", args.valid_speakers)
+        info = machine()
+        print(f"machine: {info}", flush=True)
+        yield out, train, valid, info
 
 
 def run(command: list[str], log_path: Path, env: dict | None = None) -> tuple[str, float]:

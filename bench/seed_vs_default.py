@@ -16,10 +16,9 @@ epochs, steps, audio seconds trained and throughput. The last line is one JSON o
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
-from _common import DEFAULT_DATA, emit, load, machine, run, split
+from _common import DEFAULT_DATA, emit, load, run, workspace
 
 
 def train(args, model: str, train_m, valid_m, out_dir: Path, bf16: bool) -> dict:
@@ -57,12 +56,7 @@ def main() -> None:
     args = p.parse_args()
     from srcore.train import cpu_has_fast_bf16
     bf16_models = {m for m in args.cpu_amp_models.split(",") if m} if cpu_has_fast_bf16() else set()
-    with tempfile.TemporaryDirectory(prefix="srcore-bench-") as tmp:
-        out = args.out or Path(tmp)
-        out.mkdir(parents=True, exist_ok=True)
-        train_m, valid_m = split(args.data, out / "split", args.valid_speakers)
-        info = machine()
-        print(f"machine: {info}", flush=True)
+    with workspace(args) as (out, train_m, valid_m, info):
         results = {}
         for model in [m for m in args.models.split(",") if m]:
             results[model] = train(args, model, train_m, valid_m, out / model, model in bf16_models)

@@ -15,10 +15,9 @@ autocast with --cpu-amp where the CPU has AMX/AVX512-BF16, else float32) and `sr
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
-from _common import DEFAULT_BASELINE, DEFAULT_DATA, emit, last_json, load, machine, median, run, split
+from _common import DEFAULT_BASELINE, DEFAULT_DATA, emit, last_json, load, median, run, workspace
 
 
 def baseline_run(args, train, valid, log_path) -> float:
@@ -58,12 +57,7 @@ def main() -> None:
     if not bf16 and "srcore" in variants and "srcore-fp32" in variants:
         variants.remove("srcore-fp32")  # the same thing on this CPU
 
-    with tempfile.TemporaryDirectory(prefix="srcore-bench-") as tmp:
-        out = args.out or Path(tmp)
-        out.mkdir(parents=True, exist_ok=True)
-        train, valid = split(args.data, out / "split", args.valid_speakers)
-        info = machine()
-        print(f"machine: {info}", flush=True)
+    with workspace(args) as (out, train, valid, info):
         figures = {v: [] for v in variants}
         for r in range(args.repeats):
             order = variants if r % 2 == 0 else variants[::-1]
