@@ -103,6 +103,41 @@ class SeedModel(nn.Module):
         return F.log_softmax(x.float(), dim=-1).transpose(0, 1), self.output_lengths(lengths)
 
 
+def packed_rnn(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """`rnn` over a zero-padded batch (batch, time, features), each sequence to its length."""
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
+                                               enforce_sorted=False)
+    out, _ = rnn(packed)
+    return nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+
+
+def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each sequence of (batch, time, features) reversed within its own length; padding stays."""
+    steps = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
+    reversed_steps = lengths.to(x.device).unsqueeze(1) - 1 - steps
+    index = torch.where(reversed_steps >= 0, reversed_steps, steps)
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+
+
+def unpacked_bidirectional_gru(rnn: nn.GRU, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The same outputs as `packed_rnn(rnn, x, lengths)` on every valid frame (padded frames hold
+    junk), run layer by layer and direction by direction on whole padded tensors: the reverse
+    direction reads each sequence reversed within its length. Uses `rnn`'s own weights."""
+    for layer in range(rnn.num_layers):
+        directions = []
+        for suffix, reverse in (("", False), ("_reverse", True)):
+            weights = [getattr(rnn, f"{name}_l{layer}{suffix}")
+                       for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            inputs = reverse_within_lengths(x, lengths) if reverse else x
+            h0 = x.new_zeros(1, x.shape[0], rnn.hidden_size)
+            out, _ = torch._VF.gru(inputs, h0, weights, True, 1, 0.0, rnn.training, False, True)
+            directions.append(reverse_within_lengths(out, lengths) if reverse else out)
+        x = torch.cat(directions, dim=-1)
+        if layer < rnn.num_layers - 1:
+            x = F.dropout(x, rnn.dropout, rnn.training)
+    return x
+
+
 class DefaultModel(nn.Module):
     """Conv front-end with `stride`x time subsampling, then a bidirectional GRU stack.
 
@@ -129,10 +164,10 @@ class DefaultModel(nn.Module):
     def forward(self, feats, lengths):
         x = self.dropout(self.norm(self.frontend(feats).transpose(1, 2)))  # (batch, time, c)
         out_lengths = self.output_lengths(lengths)
-        packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths.cpu(), batch_first=True,
-                                                   enforce_sorted=False)
-        out, _ = self.rnn(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        if x.is_cuda:  # cuDNN runs packed sequences fast
+            out = packed_rnn(self.rnn, x, out_lengths)
+        else:  # on a CPU, PyTorch's packed GRU is a slow per-step loop (backward grows ~T^2)
+            out = unpacked_bidirectional_gru(self.rnn, x, out_lengths)
         logits = self.head(self.dropout(out))
         return F.log_softmax(logits.float(), dim=-1), out_lengths
 

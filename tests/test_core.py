@@ -211,3 +211,18 @@ def test_shipped_model_transcribes_without_a_model_flag(tmp_path):
     meta = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
     assert meta["model"]["architecture"] == "default"
     assert (DEFAULT_MODEL_DIR / "README.md").is_file()
+
+
+def test_unpacked_gru_matches_the_packed_one_on_valid_frames():
+    from srcore.model import packed_rnn, unpacked_bidirectional_gru
+    torch.manual_seed(0)
+    rnn = torch.nn.GRU(16, 8, num_layers=3, batch_first=True, bidirectional=True, dropout=0.0)
+    x = torch.randn(4, 30, 16, requires_grad=True)
+    lengths = torch.tensor([30, 7, 19, 1])
+    valid = (torch.arange(30) < lengths[:, None]).unsqueeze(-1).float()
+    a = packed_rnn(rnn, x, lengths)
+    b = unpacked_bidirectional_gru(rnn, x, lengths)
+    assert torch.allclose(a * valid, b * valid, atol=1e-5)
+    grads = [torch.autograd.grad((out * valid).sum(), [x, *rnn.parameters()]) for out in (a, b)]
+    for ga, gb in zip(*grads):
+        assert torch.allclose(ga, gb, atol=1e-5)
