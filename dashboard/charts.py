@@ -1,4 +1,5 @@
-"""Plotly figures of run metrics (RunFolder.read_metrics rows), several runs overlaid."""
+"""Plotly figures of run metrics, several runs overlaid. Each refresh reads every run's
+metrics.jsonl once (`read_runs`) and draws all figures from that snapshot."""
 import plotly.graph_objects as go
 
 from srcore.metrics import error_counts, format_diff
@@ -9,17 +10,27 @@ LAYOUT = dict(height=340, margin=dict(l=10, r=10, t=40, b=10), hovermode="x unif
 DASHES = {"train_loss": "solid", "valid_loss": "dash", "wer": "solid", "cer": "dot"}
 
 
-def series_figure(title: str, runs: list[RunFolder], kind: str, x: str, keys: list[str],
+def read_runs(runs: list[RunFolder]) -> dict[str, dict[str, list[dict]]]:
+    """{run name: {"epoch": rows, "step": rows}}, each metrics file read once."""
+    snapshot = {}
+    for run in runs:
+        rows = run.read_metrics(None)
+        snapshot[run.name] = {kind: [r for r in rows if r.get("type", "epoch") == kind]
+                              for kind in ("epoch", "step")}
+    return snapshot
+
+
+def series_figure(title: str, runs: dict, kind: str, x: str, keys: list[str],
                   y_title: str) -> go.Figure | None:
     """One line per run and key; None when no run has any of these values."""
     figure = go.Figure(layout=dict(title=title, xaxis_title=x, yaxis_title=y_title, **LAYOUT))
-    for run in runs:
-        rows = run.read_metrics(kind)
+    for name, rows_by_kind in runs.items():
+        rows = rows_by_kind[kind]
         for key in keys:
             points = [(row[x], row[key]) for row in rows if row.get(key) is not None and x in row]
             if points:
                 xs, ys = zip(*points)
-                figure.add_scatter(x=xs, y=ys, mode="lines+markers", name=f"{run.name} · {key}",
+                figure.add_scatter(x=xs, y=ys, mode="lines+markers", name=f"{name} · {key}",
                                    line=dict(dash=DASHES.get(key, "solid")))
     return figure if figure.data else None
 
@@ -48,16 +59,16 @@ def learning_rate_figure(runs):
     return figure
 
 
-def curve_figures(runs: list[RunFolder]) -> list[go.Figure]:
-    """The figures that have data, in display order."""
+def curve_figures(runs: dict) -> list[go.Figure]:
+    """The figures that have data, in display order, from a `read_runs` snapshot."""
     figures = [epoch_loss_figure(runs), step_loss_figure(runs), error_rate_figure(runs),
                learning_rate_figure(runs)]
     return [f for f in figures if f is not None]
 
 
-def latest_samples(run: RunFolder) -> tuple[int | None, list[dict]]:
+def latest_samples(epoch_rows: list[dict]) -> tuple[int | None, list[dict]]:
     """(epoch, rows) of the latest epoch's sample predictions: reference, prediction, WER, diff."""
-    for row in reversed(run.read_metrics("epoch")):
+    for row in reversed(epoch_rows):
         if row.get("samples"):
             return row.get("epoch"), [
                 {"ground truth": s["ref"], "prediction": s["hyp"],

@@ -1,13 +1,14 @@
 """One row per run for the dashboard's tables."""
 import time
 
-from srcore.run import RunFolder
+from srcore.run import RunFolder, best_wer
 
 
-def elapsed_seconds(run: RunFolder) -> float | None:
+def elapsed_seconds(rows: list[dict]) -> float | None:
     """Training time the trainer logged last (step or epoch rows)."""
-    times = [row["elapsed_s"] for row in run.read_metrics(None)[-5:] if row.get("elapsed_s") is not None]
+    times = [row["elapsed_s"] for row in rows[-5:] if row.get("elapsed_s") is not None]
     return max(times) if times else None
+
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -19,11 +20,11 @@ def format_seconds(seconds: float | None) -> str:
 
 
 def run_summary(run: RunFolder) -> dict:
-    status, config = run.read_status(), run.read_config()
+    status, config, rows = run.read_status(), run.read_config(), run.read_metrics(None)
     updated = status.get("updated")
     return {"run": run.name, "state": status.get("state"), "model": config.get("model", ""),
             "progress": float(status.get("progress") or 0.0),
-            "epoch": status.get("epoch"), "step": status.get("step"), "best WER": run.best_wer(),
-            "elapsed": format_seconds(elapsed_seconds(run)),
+            "epoch": status.get("epoch"), "step": status.get("step"), "best WER": best_wer(rows),
+            "elapsed": format_seconds(elapsed_seconds(rows)),
             "updated": f"{format_seconds(time.time() - updated)} ago" if updated else "",
             "error": status.get("error", status.get("note", ""))}

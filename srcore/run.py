@@ -106,8 +106,13 @@ class RunFolder:
             return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
 
     def best_wer(self) -> float | None:
-        wers = [row["wer"] for row in self.read_metrics() if row.get("wer") is not None]
-        return min(wers) if wers else None
+        return best_wer(self.read_metrics("epoch"))
+
+
+def best_wer(rows: list[dict]) -> float | None:
+    """The lowest validation WER of metric rows (epoch rows carry "wer"), None before any."""
+    wers = [row["wer"] for row in rows if row.get("wer") is not None]
+    return min(wers) if wers else None
 
 
 def list_runs(root) -> list[RunFolder]:

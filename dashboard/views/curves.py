@@ -1,7 +1,7 @@
 """Curves: loss, error rates and learning rate of one or more runs, live while they train."""
 import streamlit as st
 
-from dashboard.charts import curve_figures, latest_samples
+from dashboard.charts import curve_figures, latest_samples, read_runs
 from srcore.launch import runs_root
 from srcore.run import RUNNING, list_runs
 
@@ -26,7 +26,8 @@ live = any_running()
 
 @st.fragment(run_every=REFRESH_S if live else None)
 def curves() -> None:
-    figures = curve_figures(selected)
+    metrics = read_runs(selected)
+    figures = curve_figures(metrics)
     if not figures:
         st.info("No metrics logged yet.")
     for left, right in zip(figures[::2], figures[1::2] + [None]):
@@ -34,10 +35,10 @@ def curves() -> None:
         columns[0].plotly_chart(left, width="stretch")
         if right is not None:
             columns[1].plotly_chart(right, width="stretch")
-    for run in selected:
-        epoch, samples = latest_samples(run)
+    for name, rows in metrics.items():
+        epoch, samples = latest_samples(rows["epoch"])
         if samples:
-            st.subheader(f"{run.name}: sample predictions after epoch {epoch}")
+            st.subheader(f"{name}: sample predictions after epoch {epoch}")
             st.dataframe(samples, hide_index=True)
     if live and not any_running():
         st.rerun()  # the last run finished: redraw once more, then stop refreshing
