@@ -24,7 +24,7 @@ import soundfile as sf
 import torch
 from plotly.subplots import make_subplots
 
-from srcore.audio import AudioError, read_audio
+from srcore.audio import AudioError, read_audio, to_model_rate
 from srcore.checkpoint import read_config, resolve_model_dir
 from srcore.evaluate import score_utterances
 from srcore.manifest import SkipReport, read_manifest
@@ -331,13 +331,6 @@ def reset_live():
     return new_live_state(), ""
 
 
-def _as_float_mono(samples) -> np.ndarray:
-    samples = np.asarray(samples)
-    scale = float(np.iinfo(samples.dtype).max) if np.issubdtype(samples.dtype, np.integer) else 1.0
-    samples = samples.astype(np.float32) / scale
-    return samples.mean(axis=1) if samples.ndim == 2 else samples
-
-
 def _words_in(recognizer: Recognizer, samples: np.ndarray, rate: int) -> str:
     """Transcript of a piece of a live recording; silence and slivers are no words."""
     if samples.size < MIN_AUDIO_S * rate or float(np.abs(samples).max()) < SILENCE_PEAK:
@@ -358,7 +351,8 @@ def live_transcribe(chunk, live: dict | None, model_dir: str | None = None):
     same however long the user speaks."""
     if chunk is None:
         return live or new_live_state(), ""
-    rate, samples = int(chunk[0]), _as_float_mono(chunk[1])
+    rate = int(chunk[0])
+    samples = to_model_rate(chunk[1], rate, rate).numpy()  # float32 mono at its own rate
     if not live or live.get("rate") != rate:
         live = new_live_state(rate)
     recognizer = get_recognizer(model_dir)

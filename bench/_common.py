@@ -72,12 +72,6 @@ def last_json(text: str) -> dict:
     raise ValueError("no JSON line in the output")
 
 
-def median(values):
-    values = sorted(values)
-    n = len(values)
-    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
-
-
 def emit(result: dict) -> None:
     """The figures as the last line: one JSON object."""
     print(json.dumps(result), flush=True)

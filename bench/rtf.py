@@ -11,12 +11,13 @@ per-call overhead shows), and one long recording made by joining those clips (--
 Recognizer cuts it into chunks of at most 20 s). The last line is one JSON object.
 """
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-from _common import DEFAULT_DATA, emit, load, machine, median
+from _common import DEFAULT_DATA, emit, load, machine
 
 
 def recognizer_for(name: str, model_dir: str | None):
@@ -76,8 +77,8 @@ def main() -> None:
                 compute, audio = timed(recognizer, waves)
                 figures[key].append(compute / audio)
         results[name] = {"weights": weights, "sample_rate": rate,
-                         "rtf_short_clips": round(median(figures["short"]), 4),
-                         "rtf_long": round(median(figures["long"]), 4),
+                         "rtf_short_clips": round(statistics.median(figures["short"]), 4),
+                         "rtf_long": round(statistics.median(figures["long"]), 4),
                          "short_clips": len(short),
                          "short_audio_s": round(sum(w.numel() for w in short) / rate, 1),
                          "long_audio_s": round(long[0].numel() / rate, 1)}

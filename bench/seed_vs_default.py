@@ -20,6 +20,8 @@ from pathlib import Path
 
 from _common import DEFAULT_DATA, emit, load, run, workspace
 
+from srcore.run import RunFolder
+
 
 def train(args, model: str, train_m, valid_m, out_dir: Path, bf16: bool) -> dict:
     before = load()
@@ -29,10 +31,10 @@ def train(args, model: str, train_m, valid_m, out_dir: Path, bf16: bool) -> dict
                    "--device", "cpu", "--seed", str(args.seed), "--cpu-amp" if bf16 else "--no-cpu-amp",
                    "--out", str(out_dir)] + (["--threads", str(args.threads)] if args.threads else []),
                   out_dir.with_suffix(".log"))
-    rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
-    epochs = [r for r in rows if r.get("type") == "epoch"]
+    run_folder = RunFolder(out_dir)
+    epochs = run_folder.read_metrics("epoch")
     last = epochs[-1]
-    status = json.loads((out_dir / "status.json").read_text())
+    status = run_folder.read_status()
     return {"bf16": bf16, "wer": last["wer"], "cer": last["cer"],
             "best_wer": round(min(r["wer"] for r in epochs), 4),
             "valid_loss": last["valid_loss"], "epochs_completed": sum(not r["partial"] for r in epochs),

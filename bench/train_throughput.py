@@ -13,11 +13,12 @@ autocast with --cpu-amp where the CPU has AMX/AVX512-BF16, else float32) and `sr
 (srcore.train in float32, to show what the precision contributes). The last line is one JSON object.
 """
 import argparse
+import statistics
 import json
 import sys
 from pathlib import Path
 
-from _common import DEFAULT_BASELINE, DEFAULT_DATA, emit, last_json, load, median, run, workspace
+from _common import DEFAULT_BASELINE, DEFAULT_DATA, emit, last_json, load, run, workspace
 
 
 def baseline_run(args, train, valid, log_path) -> float:
@@ -75,10 +76,10 @@ def main() -> None:
               "batch_size": args.batch_size, "baseline_workers": args.baseline_workers,
               "srcore_workers": args.workers, "srcore_bf16": bf16 and "srcore" in variants,
               "audio_s_per_s": {v: [round(x, 1) for x in xs] for v, xs in figures.items()},
-              "median_audio_s_per_s": {v: round(median(xs), 1) for v, xs in figures.items()}}
+              "median_audio_s_per_s": {v: round(statistics.median(xs), 1) for v, xs in figures.items()}}
     if "baseline" in figures:
-        base = median(figures["baseline"])
-        result["speedup_vs_baseline"] = {v: round(median(xs) / base, 2) for v, xs in figures.items()
+        base = statistics.median(figures["baseline"])
+        result["speedup_vs_baseline"] = {v: round(statistics.median(xs) / base, 2) for v, xs in figures.items()
                                          if v != "baseline"}
     result["cpus"], result["load_before"], result["load_after"] = info["cpus"], info["load"], load()
     for v, ratio in result.get("speedup_vs_baseline", {}).items():

@@ -26,12 +26,12 @@ from huggingface_hub import HfApi, snapshot_download
 
 from . import __version__
 from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, resolve_model_dir
+from .launch import HUB_TOKEN_ENV
 from .modelcard import CARD_FILE, card_spec, render_card
 from .run import RunFolder
 
 BUNDLE_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 MASK = "***"
 LIBRARY = {"library_name": "srcore", "library_version": __version__}
 
@@ -102,7 +102,7 @@ def load_pretrained(repo_id_or_path, revision: str | None = None, device: str = 
 # ---------------------------------------------------------------- the Hub
 
 def known_secrets(token: str | None) -> list[str]:
-    return [s for s in [token, *(os.environ.get(name) for name in TOKEN_ENV)] if s]
+    return [s for s in [token, *(os.environ.get(name) for name in HUB_TOKEN_ENV)] if s]
 
 
 def mask_secrets(text: str, token: str | None) -> str:

@@ -22,19 +22,19 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .run import FINISHED, RUNNING, STALE, STOPPED, RunFolder, pid_alive
+from .run import FINISHED, RUNNING, STALE, STOPPED, RunFolder, pid_alive, tail
+from .synth import SUMMARY_FILE
 from .train import TrainConfig
 
 RUNS_ENV, DEFAULT_RUNS = "SRCORE_RUNS", "runs"
 DATA_ENV, DEFAULT_DATA = "SRCORE_DATA", "corpus"
 TRAIN_MODULE = "srcore.train"
 CONSOLE_LOG = "console.log"
-SYNTH_LOG, SYNTH_JOB, SYNTH_SUMMARY = "synth.log", "synth_job.json", "synth_summary.json"
+SYNTH_LOG, SYNTH_JOB = "synth.log", "synth_job.json"
 RUN_NAME_MAX = 64
 STOP_WAIT_S = 10.0
 POLL_S = 0.1
-TAIL_BYTES_PER_LINE = 200
-SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # a trainer never needs them
+HUB_TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # a trainer never needs them
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder that holds srcore/
 
 
@@ -107,7 +107,7 @@ def train_arguments(config: dict) -> list[str]:
 
 def child_environment() -> dict:
     """The environment of a started process: srcore importable, output unbuffered, no Hub token."""
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in HUB_TOKEN_ENV}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -181,13 +181,7 @@ def launch(run: RunFolder, arguments: list[str], config: dict) -> Launch:
 
 def console_tail(run: RunFolder, lines: int = 40) -> str:
     """The last lines of RUN/console.log (the trainer's stdout and stderr)."""
-    path = run.path / CONSOLE_LOG
-    if not path.is_file():
-        return ""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - TAIL_BYTES_PER_LINE * lines))
-        return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+    return tail(run.path / CONSOLE_LOG, lines)
 
 
 def process_arguments(pid) -> list[str] | None:
@@ -287,7 +281,7 @@ def start_synth(out_dir, hours: float, seed: int = 0) -> subprocess.Popen:
 def synth_state(out_dir) -> str:
     """"finished" (manifests written), "running", "failed" (process gone, no manifests) or ""."""
     out_dir = Path(out_dir)
-    if (out_dir / SYNTH_SUMMARY).is_file():
+    if (out_dir / SUMMARY_FILE).is_file():
         return FINISHED
     try:
         job = json.loads((out_dir / SYNTH_JOB).read_text())

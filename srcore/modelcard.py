@@ -22,7 +22,8 @@ from safetensors import safe_open
 
 from . import __version__
 from .checkpoint import WEIGHTS_FILE, read_config, resolve_model_dir
-from .launch import SYNTH_SUMMARY, TRAIN_MODULE, train_arguments
+from .launch import TRAIN_MODULE, train_arguments
+from .synth import SUMMARY_FILE
 from .train import TrainConfig
 
 CARD_FILE = "README.md"
@@ -147,7 +148,7 @@ def describe_manifest(path, role: str) -> str:
 
 def describe_synth(manifest) -> str | None:
     """One line on the synthetic corpus a manifest belongs to, when it is one."""
-    summary_path = Path(manifest).parent / SYNTH_SUMMARY
+    summary_path = Path(manifest).parent / SUMMARY_FILE
     try:
         summary = json.loads(summary_path.read_text())
     except (OSError, json.JSONDecodeError):

@@ -24,6 +24,19 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+TAIL_BYTES_PER_LINE = 200  # how far back from the end tail() reads, per line wanted
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a (possibly growing, possibly large) text file; "" if missing."""
+    if not path.is_file():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - TAIL_BYTES_PER_LINE * lines))
+        return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+
+
 def pid_alive(pid) -> bool:
     try:
         os.kill(int(pid), 0)
@@ -98,12 +111,7 @@ class RunFolder:
         return status
 
     def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.is_file():
-            return ""
-        with open(self.log_path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 200 * lines))
-            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+        return tail(self.log_path, lines)
 
     def best_wer(self) -> float | None:
         return best_wer(self.read_metrics("epoch"))

@@ -52,6 +52,7 @@ VALID_FRACTION = 0.05          # of the requested hours
 MIN_CLIPS = {"train": 4, "valid": 4}
 VALID_TEXT_BUCKETS = 10        # 1 bucket in 10 of the normalised-text hash is validation text
 MIN_VALID_WORDS = 3            # shorter texts (single digits, "stop") stay in training
+SUMMARY_FILE = "synth_summary.json"
 AUDIO_FORMATS = ("flac", "ogg", "wav")  # flac: lossless; ogg (Vorbis): about 3x smaller
 ENGINE_WEIGHTS = {"espeak": 0.6, "piper": 0.4}
 
@@ -824,7 +825,7 @@ def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 1
                    for split, r in rows.items()},
         "augmentations": dict(augmentations.most_common()), "failed": failed,
     }
-    (out_dir / "synth_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .audio import AudioError, read_audio, to_model_rate
-from .checkpoint import load_model, read_config, resolve_model_dir
+from .checkpoint import load_model, resolve_model_dir
 from .decoding import make_decoder
 from .features import LogMel
 from .model import ModelConfig
@@ -77,11 +77,6 @@ class Recognizer:
     @property
     def sample_rate(self) -> int:
         return self.config.features.sample_rate
-
-    def describe(self) -> dict:
-        meta = read_config(self.model_dir)
-        return {"model_dir": str(self.model_dir), "architecture": self.config.architecture,
-                "sample_rate": self.sample_rate, "metrics": meta.get("metrics", {})}
 
     @torch.inference_mode()
     def log_probs(self, wave: torch.Tensor) -> torch.Tensor:
