@@ -509,8 +509,10 @@ def train(cfg: TrainConfig) -> RunFolder:
     try:
         tr, skipped = build_trainer(cfg)
     except BaseException as exc:  # bad manifests, no data: the run folder still says why
-        if int(os.environ.get("RANK", 0)) == 0:
-            RunFolder(cfg.out).create().write_status(FAILED, error=failure(exc), step=0)
+        if int(os.environ.get("RANK", 0)) == 0:  # a resumed run keeps its recorded position
+            run = RunFolder(cfg.out).create()
+            position = {k: v for k, v in run.read_status().items() if k in ("epoch", "step", "progress")}
+            run.write_status(FAILED, error=failure(exc), **{"step": 0, **position})
         raise
     if tr.is_main:
         tr.run.write_config(asdict(cfg))
