@@ -14,7 +14,7 @@ from srcore.checkpoint import load_model
 from srcore.features import SEED_FEATURES, FeatureConfig, LogMel, SpecAugment, SpecAugmentConfig
 from srcore.model import build_model, count_parameters, preset
 from srcore.run import RunFolder
-from srcore.text import BLANK, CHARS, NUM_CLASSES, decode_ids, encode, normalize_text
+from srcore.text import BLANK, CHARS, NUM_CLASSES, decode_ids, encode, normalize_text, number_to_words
 from srcore.train import TrainConfig, train
 from srcore.transcribe import DEFAULT_MODEL_DIR
 
@@ -28,7 +28,15 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("raw, expected", [
     ("Hello, World!", "hello world"),
     ("It's 42 degrees.", "it's forty two degrees"),
-    ("Call 007 at 1,250 or 3rd", "call zero zero seven at one thousand two hundred fifty or three rd"),
+    ("Call 007 at 1,250 or 3rd", "call zero zero seven at one thousand two hundred fifty or third"),
+    ("$5, $1.01 and $2.50", "five dollars one dollar and one cent and two dollars and fifty cents"),
+    ("$2 million, \u00a33", "two million dollars three pounds"),
+    ("1.5 kg", "one point five kg"),
+    ("the 1990s and the 80s", "the nineteen nineties and the eighties"),
+    ("in 1905, 1990, 2000, 2008 and 2024", "in nineteen oh five nineteen ninety two thousand two thousand eight "
+     "and twenty twenty four"),
+    ("21st, 12th and 100th", "twenty first twelfth and one hundredth"),
+    ("at 9:05 or 10:00", "at nine oh five or ten o'clock"),
     ("Café déjà-vu", "cafe deja vu"),
     ("\u201cQuoted\u201d \u2019tis rock\u2019n\u2019roll", "quoted tis rock'n'roll"),
     ("50% & more", "fifty percent and more"),
@@ -38,6 +46,14 @@ REPO = Path(__file__).resolve().parent.parent
 ])
 def test_normalize_text(raw, expected):
     assert normalize_text(raw) == expected
+
+
+@pytest.mark.parametrize("n, words", [
+    (0, "zero"), (13, "thirteen"), (40, "forty"), (42, "forty two"), (100, "one hundred"),
+    (105, "one hundred five"), (1_000_001, "one million one"), (2_000_000_000, "two billion"),
+])
+def test_number_to_words(n, words):
+    assert number_to_words(n) == words
 
 
 def test_character_map_is_the_notebooks():
