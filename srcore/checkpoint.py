@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .model import ModelConfig, build_model
-from .text import BLANK, CHARS
+from .text import BLANK, CHARS, DEFAULT_TOKENIZER, TOKENS_FILE, Tokenizer
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -38,6 +38,7 @@ def write_model_dir(directory, model: torch.nn.Module, config: ModelConfig,
     state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
     save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
     (staging / CONFIG_FILE).write_text(json.dumps(model_dir_config(config, extra), indent=2))
+    (staging / TOKENS_FILE).write_text(DEFAULT_TOKENIZER.to_text(), encoding="utf-8")
     if resume_state is not None:
         torch.save(resume_state, staging / RESUME_FILE)
     _swap_in(staging, directory)
@@ -72,12 +73,22 @@ def load_model(directory, device="cpu") -> tuple[torch.nn.Module, ModelConfig]:
     """Build the architecture a model directory describes and load its weights strictly."""
     directory = resolve_model_dir(directory)
     meta = read_config(directory)
-    if meta.get("alphabet", {}).get("chars", CHARS) != CHARS:
+    if load_tokenizer(directory) != DEFAULT_TOKENIZER:
         raise ValueError(f"{directory}: model uses a different alphabet")
     config = ModelConfig.from_dict(meta["model"])
     model = build_model(config)
     model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
     return model.to(device).eval(), config
+
+
+def load_tokenizer(directory) -> Tokenizer:
+    """tokens.txt, else (models saved before it) config.json's alphabet, else the default."""
+    directory = resolve_model_dir(directory)
+    tokens = directory / TOKENS_FILE
+    if tokens.is_file():
+        return Tokenizer.from_text(tokens.read_text(encoding="utf-8"), str(tokens))
+    alphabet = read_config(directory).get("alphabet", {})
+    return Tokenizer(tuple(alphabet.get("chars", CHARS)), alphabet.get("blank", BLANK))
 
 
 def load_resume_state(directory) -> dict:

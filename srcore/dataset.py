@@ -8,43 +8,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .audio import AudioError, read_audio, resampler
+from .audio import AudioError, read_audio
+from .augment import WaveAugmentConfig, augment_wave
 from .features import FeatureConfig, LogMel
 from .manifest import SkipReport, Utterance
 from .text import encode, normalize_text
 
-SPEED_FACTORS = (0.9, 1.0, 1.1)
-
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class WaveAugmentConfig:
-    """On-the-fly waveform augmentation for training batches (never validation)."""
-    enabled: bool = True
-    speed_prob: float = 0.6
-    noise_prob: float = 0.5
-    snr_db: tuple = (8.0, 40.0)
-    gain_db: tuple = (-12.0, 6.0)
-
-
-def augment_wave(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,
-                 config: WaveAugmentConfig) -> torch.Tensor:
-    """Speed perturbation, gain and white/brown noise at a random SNR, drawn from `rng`."""
-    if rng.random() < config.speed_prob:
-        factor = SPEED_FACTORS[rng.integers(len(SPEED_FACTORS))]
-        if factor != 1.0:  # playing `factor` times faster: fewer samples, higher pitch
-            wave = resampler(int(sample_rate * factor), sample_rate)(wave)
-    wave = wave * 10 ** (rng.uniform(*config.gain_db) / 20)
-    if rng.random() < config.noise_prob:
-        noise = torch.from_numpy(rng.standard_normal(wave.shape[-1]).astype(np.float32))
-        if rng.random() < 0.5:  # brown noise: hum and rumble rather than hiss
-            noise = torch.cumsum(noise, 0)
-            noise = noise - torch.linspace(noise[0], noise[-1], len(noise))
-        snr = rng.uniform(*config.snr_db)
-        scale = wave.pow(2).mean().sqrt() / (noise.pow(2).mean().sqrt() + 1e-8) / 10 ** (snr / 20)
-        wave = wave + scale * noise
-    return wave
 
 
 @contextmanager

@@ -78,6 +78,7 @@ def main(argv=None) -> None:
     parser.add_argument("--manifest", required=True, help="JSON-lines manifest to score")
     parser.add_argument("--out", help="per-utterance report (JSON lines)")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N clips")
+    parser.add_argument("--summary", help="also write the final JSON summary to this file")
     parser.add_argument("--show", type=int, default=5, help="print the N worst utterances")
     add_recognizer_arguments(parser)
     args = parser.parse_args(argv)
@@ -95,6 +96,8 @@ def main(argv=None) -> None:
         print(f"{row['wer']:.2f}  {row['diff']}", file=sys.stderr)
     summary = {**result.summary(), "model": str(recognizer.model_dir), "manifest": args.manifest,
                "beam": args.beam, "wall_s": round(time.perf_counter() - started, 1)}
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary))
 
 

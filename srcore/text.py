@@ -4,6 +4,7 @@ The map is the original notebook's: apostrophe = 0, space = 1, a..z = 2..27, CTC
 """
 import re
 import unicodedata
+from dataclasses import dataclass
 
 CHARS = ["'", " "] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
 BLANK = 28
@@ -136,11 +137,50 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def encode(text: str) -> list[int]:
-    """Normalised text to class ids (blank never appears)."""
-    return [CHAR_TO_ID[c] for c in normalize_text(text)]
+TOKENS_FILE = "tokens.txt"
+_TOKEN_NAMES = {" ": "<space>"}  # how tokens.txt writes symbols that a line cannot show
 
 
-def decode_ids(ids) -> str:
-    """Class ids to text, ignoring blanks (no CTC collapsing)."""
-    return "".join(CHARS[i] for i in ids if 0 <= i < BLANK)
+@dataclass(frozen=True)
+class Tokenizer:
+    """Characters <-> class ids; the CTC blank is its own class. Saved in a model directory as
+    tokens.txt, one `symbol id` per line (icefall's format)."""
+    chars: tuple = tuple(CHARS)
+    blank: int = BLANK
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.chars) + 1
+
+    def encode(self, text: str) -> list[int]:
+        """Normalised text to class ids; characters outside the set are dropped."""
+        ids = {c: i for i, c in enumerate(self.chars)}
+        return [ids[c] for c in normalize_text(text) if c in ids]
+
+    def decode(self, ids) -> str:
+        """Class ids to text, ignoring blanks (no CTC collapsing)."""
+        return "".join(self.chars[i] for i in ids if 0 <= i < len(self.chars) and i != self.blank)
+
+    def to_text(self) -> str:
+        lines = [f"{_TOKEN_NAMES.get(c, c)} {i}" for i, c in enumerate(self.chars)]
+        return "\n".join(lines + [f"<blank> {self.blank}"]) + "\n"
+
+    @classmethod
+    def from_text(cls, text: str, source: str = TOKENS_FILE) -> "Tokenizer":
+        names = {v: k for k, v in _TOKEN_NAMES.items()}
+        symbols = {}
+        for number, line in enumerate(text.splitlines(), 1):
+            symbol, _, index = line.rpartition(" ")
+            if not symbol or not index.isdigit():
+                raise ValueError(f"{source}:{number}: expected 'symbol id', got {line!r}")
+            symbols[int(index)] = names.get(symbol, symbol)
+        blank = next((i for i, s in symbols.items() if s == "<blank>"), None)
+        if blank is None or sorted(symbols) != list(range(len(symbols))):
+            raise ValueError(f"{source}: ids must run 0..N-1 and include <blank>")
+        chars = tuple(symbols[i] for i in range(len(symbols)) if i != blank)
+        return cls(chars, blank)
+
+
+DEFAULT_TOKENIZER = Tokenizer()
+encode = DEFAULT_TOKENIZER.encode  # the default alphabet's, for callers with no model at hand
+decode_ids = DEFAULT_TOKENIZER.decode

@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoint import load_model, load_resume_state, unwrap, write_model_dir
-from .dataset import BucketBatchSampler, SpeechDataset, WaveAugmentConfig, collate, drop_unalignable
+from .augment import WaveAugmentConfig
+from .dataset import BucketBatchSampler, SpeechDataset, collate, drop_unalignable
 from .decoding import greedy_decode
 from .features import SpecAugment
 from .manifest import SkipReport, read_manifest

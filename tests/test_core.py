@@ -242,3 +242,19 @@ def test_unpacked_gru_matches_the_packed_one_on_valid_frames():
     grads = [torch.autograd.grad((out * valid).sum(), [x, *rnn.parameters()]) for out in (a, b)]
     for ga, gb in zip(*grads):
         assert torch.allclose(ga, gb, atol=1e-5)
+
+
+def test_tokenizer_round_trips_through_tokens_txt(tmp_path):
+    from srcore.checkpoint import load_tokenizer, write_model_dir
+    from srcore.model import build_model, preset
+    from srcore.text import DEFAULT_TOKENIZER, TOKENS_FILE, Tokenizer
+    text = DEFAULT_TOKENIZER.to_text()
+    assert text.splitlines()[1] == "<space> 1" and text.splitlines()[-1] == "<blank> 28"
+    assert Tokenizer.from_text(text) == DEFAULT_TOKENIZER
+    config = preset("tiny")
+    model_dir = write_model_dir(tmp_path / "m", build_model(config), config)
+    assert (model_dir / TOKENS_FILE).read_text() == text
+    (model_dir / TOKENS_FILE).unlink()  # a model saved before tokens.txt: config.json's alphabet
+    assert load_tokenizer(model_dir) == DEFAULT_TOKENIZER
+    with pytest.raises(ValueError, match="symbol id"):
+        Tokenizer.from_text("a 0\nnonsense\n")

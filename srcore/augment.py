@@ -1,0 +1,94 @@
+"""On-the-fly waveform augmentation of training clips: what real microphones and channels do.
+
+Every effect is drawn from the clip's own numpy Generator, so a resumed run draws the same ones:
+speed (tempo and pitch), level, noise (white or brown), lossy codecs (MP3 at a random quality,
+Opus, GSM 06.10 telephone at 8 kHz; encoded and decoded in memory by libsndfile) and clipping of
+an over-driven input. Validation clips are never augmented.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from .audio import resampler
+
+SPEED_FACTORS = (0.9, 1.0, 1.1)
+CODECS = {  # name: (container, subtype, sample rate it runs at; 0 = the clip's)
+    "mp3": ("MP3", "MPEG_LAYER_III", 0),
+    "opus": ("OGG", "OPUS", 0),
+    "gsm": ("WAV", "GSM610", 8000),
+}
+CODEC_WEIGHTS = {"mp3": 0.5, "opus": 0.2, "gsm": 0.3}
+MP3_QUALITY = (0.3, 0.95)  # libsndfile's compression level: 0 best, 1 smallest
+
+
+@dataclass
+class WaveAugmentConfig:
+    """On-the-fly waveform augmentation for training batches (never validation)."""
+    enabled: bool = True
+    speed_prob: float = 0.6
+    noise_prob: float = 0.5
+    snr_db: tuple = (8.0, 40.0)
+    gain_db: tuple = (-12.0, 6.0)
+    codec_prob: float = 0.25
+    clip_prob: float = 0.05
+    clip_level: tuple = (0.2, 0.6)  # the fraction of the peak where the signal saturates
+
+
+def speed(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
+    """Play `factor` times faster: fewer samples, higher pitch."""
+    return wave if factor == 1.0 else resampler(int(sample_rate * factor), sample_rate)(wave)
+
+
+def add_noise(wave: torch.Tensor, rng: np.random.Generator, snr_db: float) -> torch.Tensor:
+    """White or brown (hum and rumble rather than hiss) noise at `snr_db` below the clip."""
+    noise = torch.from_numpy(rng.standard_normal(wave.shape[-1]).astype(np.float32))
+    if rng.random() < 0.5:
+        noise = torch.cumsum(noise, 0)
+        noise = noise - torch.linspace(noise[0], noise[-1], len(noise))
+    scale = wave.pow(2).mean().sqrt() / (noise.pow(2).mean().sqrt() + 1e-8) / 10 ** (snr_db / 20)
+    return wave + scale * noise
+
+
+def codec(wave: torch.Tensor, sample_rate: int, name: str, rng: np.random.Generator) -> torch.Tensor:
+    """Encode and decode with a lossy codec in memory; same length and rate as the input."""
+    container, subtype, rate = CODECS[name]
+    rate = rate or sample_rate
+    x = resampler(sample_rate, rate)(wave) if rate != sample_rate else wave
+    peak = float(x.abs().max()) + 1e-9
+    options = {"compression_level": float(rng.uniform(*MP3_QUALITY))} if name == "mp3" else {}
+    buffer = io.BytesIO()
+    sf.write(buffer, (x / max(peak, 1.0)).numpy(), rate, format=container, subtype=subtype, **options)
+    buffer.seek(0)
+    y = torch.from_numpy(sf.read(buffer, dtype="float32")[0]) * max(peak, 1.0)
+    if rate != sample_rate:
+        y = resampler(rate, sample_rate)(y)
+    n = wave.shape[-1]
+    return torch.nn.functional.pad(y[:n], (0, max(0, n - y.shape[-1])))
+
+
+def clip(wave: torch.Tensor, level: float) -> torch.Tensor:
+    """Saturate at `level` of the peak, as an over-driven microphone input does."""
+    limit = float(wave.abs().max()) * level
+    return wave.clamp(-limit, limit) if limit > 0 else wave
+
+
+def augment_wave(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,
+                 config: WaveAugmentConfig) -> torch.Tensor:
+    """The augmentation chain: speed, gain, noise, codec, clipping; each drawn from `rng`."""
+    if rng.random() < config.speed_prob:
+        wave = speed(wave, sample_rate, SPEED_FACTORS[rng.integers(len(SPEED_FACTORS))])
+    wave = wave * 10 ** (rng.uniform(*config.gain_db) / 20)
+    if rng.random() < config.noise_prob:
+        wave = add_noise(wave, rng, rng.uniform(*config.snr_db))
+    if rng.random() < config.codec_prob:
+        names = list(CODEC_WEIGHTS)
+        weights = np.array([CODEC_WEIGHTS[n] for n in names])
+        wave = codec(wave, sample_rate, names[rng.choice(len(names), p=weights / weights.sum())], rng)
+    if rng.random() < config.clip_prob:
+        wave = clip(wave, rng.uniform(*config.clip_level))
+    return wave
