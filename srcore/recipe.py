@@ -1,0 +1,247 @@
+"""The shipped model's recipe as code: corpus -> language model -> training -> tuning -> card.
+
+    python -m srcore.recipe default --out runs/default [--ship checkpoints/default]
+
+Every stage is a plain srcore command (printed and logged to OUT/recipe.log, so the recipe reads
+as the list of commands it runs). A finished stage leaves OUT/stages/NAME.json and is skipped when
+the recipe runs again; an interrupted training stage resumes from its last checkpoint. Sizes
+follow the machine: a 2-core CPU gets a corpus and a training budget that fit about 2.5 hours,
+a GPU more of both (see `Budget`).
+
+Data:
+- synthetic speech from every installed engine (`python -m srcore.data synth`; eSpeak NG always,
+  Kokoro, piper, MBROLA, Pico and RHVoice when installed: scripts/install-voices.sh);
+- the Asterisk prompts, one real speaker (`python -m srcore.data import asterisk`), when the
+  Debian package is installed;
+- real recordings under --data: fsdd/ (spoken digits; speaker theo held out) and read-speech/
+  (15 % of the sentences held out), when present;
+- --dev manifests (default: DATA/dev-real/all.jsonl when present) are never trained on: they tune
+  the decoder's LM weights and are reported in the card, and their sentences are kept out of the
+  LM text.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RECIPES = ("default",)
+PYTHON = sys.executable
+
+
+@dataclass
+class Budget:
+    """How much of everything a machine gets."""
+    synth_hours: float
+    train_minutes: float
+    workers: int
+    batch_size: int
+
+    @classmethod
+    def for_machine(cls, gpu: bool, cores: int) -> "Budget":
+        if gpu:
+            return cls(synth_hours=12.0, train_minutes=45.0, workers=max(1, cores - 1), batch_size=64)
+        return cls(synth_hours=3.0, train_minutes=95.0, workers=max(1, cores), batch_size=32)
+
+
+@dataclass
+class Recipe:
+    out: Path
+    data: Path
+    dev: list[Path] = field(default_factory=list)
+    budget: Budget | None = None
+    init_from: str = ""
+    seed: int = 0
+    ship: str = ""
+    dry_run: bool = False
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def corpus(self) -> Path:
+        return self.out / "corpus"
+
+    def log(self, message: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {message}"
+        print(line, flush=True)
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "recipe.log", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def run(self, *args, check: bool = True) -> int:
+        """Run one srcore command (`python -m srcore.X ...`), logging it and its output."""
+        command = [PYTHON, "-m", *map(str, args)]
+        self.log("$ " + " ".join(shlex.quote(a) for a in ["python", "-m", *map(str, args)]))
+        if self.dry_run:
+            return 0
+        with open(self.out / "recipe.log", "a", encoding="utf-8") as log_file:
+            code = subprocess.call(command, stdout=log_file, stderr=subprocess.STDOUT)
+        if code and check:
+            raise RuntimeError(f"stage command failed with exit code {code}: see {self.out / 'recipe.log'}")
+        return code
+
+    def stage(self, name: str, action) -> dict:
+        """Run `action` unless stage `name` already finished; record what it returned."""
+        marker = self.out / "stages" / f"{name}.json"
+        if marker.is_file():
+            self.log(f"stage {name}: done before, skipped")
+            return json.loads(marker.read_text())
+        self.log(f"stage {name}")
+        started = time.time()
+        result = action() or {}
+        result["wall_s"] = round(time.time() - started, 1)
+        if not self.dry_run:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps(result, indent=2))
+        self.log(f"stage {name}: {json.dumps(result)}")
+        return result
+
+    # ------------------------------------------------------------------ stages
+
+    def make_corpus(self) -> dict:
+        b = self.budget
+        parts = {"train": [], "valid": []}
+        synth = self.corpus / "synth"
+        self.run("srcore.data", "synth", "--out", synth, "--hours", b.synth_hours, "--seed", self.seed,
+                 "--workers", b.workers, "--no-progress")
+        parts["train"].append(synth / "train.jsonl")
+        parts["valid"].append(synth / "valid.jsonl")
+        asterisk = self.corpus / "asterisk"
+        if self.run("srcore.data", "import", "asterisk", "--out", asterisk, "--valid-fraction", 0.05,
+                    check=False) == 0:
+            parts["train"].append(f"{asterisk / 'train.jsonl'}@2")
+            parts["valid"].append(asterisk / "valid.jsonl")
+        else:
+            self.log("no Asterisk prompts (apt-get install asterisk-core-sounds-en-wav); going on")
+        fsdd, read = self.data / "fsdd" / "all.jsonl", self.data / "read-speech" / "all.jsonl"
+        if fsdd.is_file():
+            self.run("srcore.data", "split", fsdd, "--out", self.corpus / "fsdd", "--valid-speakers", "theo")
+            parts["train"].append(self.corpus / "fsdd" / "train.jsonl")
+            parts["valid"].append(self.corpus / "fsdd" / "valid.jsonl")
+        if read.is_file():
+            self.run("srcore.data", "split", read, "--out", self.corpus / "read", "--valid-fraction", 0.15,
+                     "--seed", 0)
+            parts["train"].append(f"{self.corpus / 'read' / 'train.jsonl'}@4")
+            parts["valid"].append(self.corpus / "read" / "valid.jsonl")
+        for split, sources in parts.items():
+            self.run("srcore.data", "combine", *sources, "--out", self.corpus / f"{split}.jsonl")
+        return {split: [str(s) for s in sources] for split, sources in parts.items()}
+
+    def build_lm(self) -> dict:
+        excludes = [arg for dev in self.dev for arg in ("--exclude", dev)]
+        self.run("srcore.lm", "build", "--out", self.out / "lm", *excludes)
+        return {"lm": str(self.out / "lm")}
+
+    def train(self) -> dict:
+        b = self.budget
+        args = ["srcore.train", "--train", self.corpus / "train.jsonl", "--valid", self.corpus / "valid.jsonl",
+                "--model", "default", "--epochs", 100, "--batch-size", b.batch_size,
+                "--max-minutes", b.train_minutes, "--workers", 1 if b.workers < 4 else b.workers - 1,
+                "--seed", self.seed, "--out", self.out / "train", "--resume"]
+        if self.init_from:
+            args += ["--init-from", self.init_from, "--lr", 5e-4, "--warmup-steps", 100]
+        else:
+            args += ["--lr", 1.5e-3, "--warmup-steps", 500]
+        self.run(*args)
+        return {"run": str(self.out / "train")}
+
+    def package(self) -> dict:
+        """The best checkpoint plus the LM and its tuned weights: one model directory."""
+        model = self.out / "model"
+        if not self.dry_run:
+            shutil.rmtree(model, ignore_errors=True)
+            shutil.copytree(self.out / "train" / "checkpoints" / "best", model)
+            (model / "resume.pt").unlink(missing_ok=True)
+            if (self.out / "lm").is_dir():
+                shutil.copytree(self.out / "lm", model / "lm")
+        if (model / "lm").is_dir() or self.dry_run:
+            tune = self.dev[0] if self.dev else self.corpus / "valid.jsonl"
+            self.run("srcore.lm", "tune", "--model", model, "--lm", model / "lm", "--manifest", tune,
+                     "--write", model / "decoding.json")
+        return {"model": str(model)}
+
+    def evaluate(self) -> dict:
+        """Greedy and default (LM) decoding on every held-out set; summaries in OUT/eval/."""
+        model, results = self.out / "model", {}
+        sets = {"fsdd-theo": self.corpus / "fsdd" / "valid.jsonl",
+                "read-held-out": self.corpus / "read" / "valid.jsonl",
+                "synth-held-out": self.corpus / "synth" / "valid.jsonl"}
+        for dev in self.dev:
+            sets[dev.parent.name] = dev
+            sets.update({f"{dev.parent.name}-{p.parent.name}": p
+                         for p in sorted(dev.parent.glob("*/all.jsonl"))})
+        for name, manifest in sets.items():
+            if not manifest.is_file() and not self.dry_run:
+                continue
+            for decoding, extra in (("greedy", ["--greedy"]), ("lm", [])):
+                out = self.out / "eval" / f"{name}.{decoding}"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                self.run("srcore.evaluate", "--model", model, "--manifest", manifest, "--threads", 1,
+                         "--out", f"{out}.jsonl", "--summary", f"{out}.json", *extra)
+                if not self.dry_run:
+                    results[f"{name}.{decoding}"] = json.loads(Path(f"{out}.json").read_text())
+        return results
+
+    def ship_model(self) -> dict:
+        target = Path(self.ship)
+        if not self.dry_run:
+            staging = target.with_name(target.name + ".new")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(self.out / "model", staging)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)
+        return {"shipped": str(target)}
+
+    def __call__(self) -> None:
+        self.log(f"recipe default: {json.dumps(asdict(self), default=str)}")
+        self.stage("corpus", self.make_corpus)
+        self.stage("lm", self.build_lm)
+        self.stage("train", self.train)
+        self.stage("package", self.package)
+        self.stage("evaluate", self.evaluate)
+        if self.ship:
+            self.ship_model()
+        self.log("recipe finished")
+
+
+def default_dev(data: Path) -> list[Path]:
+    dev = data / "dev-real" / "all.jsonl"
+    return [dev] if dev.is_file() else []
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m srcore.recipe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipe", choices=RECIPES)
+    parser.add_argument("--out", type=Path, default=Path("runs/default"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"),
+                        help="folder with fsdd/ and read-speech/ (real recordings to train on)")
+    parser.add_argument("--dev", type=Path, nargs="*", default=None,
+                        help="measure-only manifests (default: DATA/dev-real/all.jsonl)")
+    parser.add_argument("--init-from", default="", help="start from this model directory's weights")
+    parser.add_argument("--synth-hours", type=float, help="override the machine's budget")
+    parser.add_argument("--train-minutes", type=float, help="override the machine's budget")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ship", default="", help="copy the final model directory here")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+    import torch
+    budget = Budget.for_machine(torch.cuda.is_available(), os.cpu_count() or 1)
+    if args.synth_hours is not None:
+        budget.synth_hours = args.synth_hours
+    if args.train_minutes is not None:
+        budget.train_minutes = args.train_minutes
+    dev = default_dev(args.data) if args.dev is None else args.dev
+    Recipe(out=args.out, data=args.data, dev=dev, budget=budget, init_from=args.init_from,
+           seed=args.seed, ship=args.ship, dry_run=args.dry_run)()
+
+
+if __name__ == "__main__":
+    main()
