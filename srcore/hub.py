@@ -26,7 +26,7 @@ from huggingface_hub import HfApi, snapshot_download
 
 from . import __version__
 from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, resolve_model_dir
-from .launch import HUB_TOKEN_ENV
+from .config import HUB_TOKEN_ENV
 from .modelcard import CARD_FILE, card_spec, render_card
 from .run import RunFolder
 

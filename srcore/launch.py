@@ -19,22 +19,20 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .run import FINISHED, RUNNING, STALE, STOPPED, RunFolder, pid_alive, tail
-from .synth import SUMMARY_FILE
-from .train import TrainConfig
+from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
+from .config import HUB_TOKEN_ENV, TRAIN_MODULE, TrainConfig, config_to_arguments
 
 RUNS_ENV, DEFAULT_RUNS = "SRCORE_RUNS", "runs"
 DATA_ENV, DEFAULT_DATA = "SRCORE_DATA", "corpus"
-TRAIN_MODULE = "srcore.train"
 CONSOLE_LOG = "console.log"
 SYNTH_LOG, SYNTH_JOB = "synth.log", "synth_job.json"
 RUN_NAME_MAX = 64
 STOP_WAIT_S = 10.0
 POLL_S = 0.1
-HUB_TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # a trainer never needs them
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder that holds srcore/
 
 
@@ -88,21 +86,10 @@ def find_manifests(root, max_depth: int = 3) -> list[Path]:
 def train_arguments(config: dict) -> list[str]:
     """`python -m srcore.train` flags for the fields of `config` that differ from TrainConfig's
     defaults (booleans as --flag/--no-flag); unknown fields are an error."""
-    defaults = asdict(TrainConfig())
-    unknown = set(config) - set(defaults)
-    if unknown:
-        raise LaunchError(f"unknown training options {sorted(unknown)}")
-    arguments = []
-    for name in (f.name for f in fields(TrainConfig)):
-        value = config.get(name, defaults[name])
-        if value is None or value == defaults[name]:
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(defaults[name], bool):
-            arguments.append(flag if value else "--no-" + flag[2:])
-        else:
-            arguments.extend([flag, str(value)])
-    return arguments
+    try:
+        return config_to_arguments(config)
+    except ValueError as exc:
+        raise LaunchError(f"unknown training options: {exc}") from None
 
 
 def child_environment() -> dict:

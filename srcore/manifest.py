@@ -16,6 +16,7 @@ from .text import normalize_text
 log = logging.getLogger(__name__)
 
 MAX_DURATION_S = 30.0
+SYNTH_SUMMARY_FILE = "synth_summary.json"  # what `srcore data synth` made, beside its manifests
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,8 @@ from safetensors import safe_open
 
 from . import __version__
 from .checkpoint import WEIGHTS_FILE, read_config, resolve_model_dir
-from .launch import TRAIN_MODULE, train_arguments
-from .synth import SUMMARY_FILE
-from .train import TrainConfig
+from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
+from .config import TRAIN_MODULE, TrainConfig, config_to_arguments
 
 CARD_FILE = "README.md"
 TASK_TYPE, TASK_NAME = "automatic-speech-recognition", "Speech Recognition"
@@ -100,8 +99,8 @@ def percent(fraction: float) -> float:
 
 def training_command(training: dict) -> str:
     """The `python -m srcore.train ...` command line that reproduces a training config."""
-    known = {f.name for f in fields(TrainConfig)} - {"resume"}
-    arguments = train_arguments({k: v for k, v in training.items() if k in known})
+    known = {f.name for f in fields(TrainConfig)}
+    arguments = config_to_arguments({k: v for k, v in training.items() if k in known}, skip={"resume"})
     return shlex.join(["python", "-m", TRAIN_MODULE, *arguments])
 
 

@@ -21,6 +21,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .config import TrainConfig, add_config_arguments, config_from_args
 from .checkpoint import load_model, load_resume_state, unwrap, write_model_dir
 from .augment import WaveAugmentConfig
 from .dataset import BucketBatchSampler, SpeechDataset, collate, drop_unalignable
@@ -33,40 +34,6 @@ from .run import FAILED, FINISHED, RUNNING, STOPPED, RunFolder, write_loss_curve
 from .text import BLANK
 
 log = logging.getLogger("srcore.train")
-
-
-@dataclass
-class TrainConfig:
-    train: str = ""
-    valid: str = ""
-    model: str = "default"
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    warmup_steps: int = 200
-    grad_clip: float = 5.0
-    lr_patience: int = 2
-    lr_factor: float = 0.5
-    out: str = "runs/run"
-    resume: bool = False
-    max_steps: int = 0  # 0: no limit
-    max_minutes: float = 0.0  # 0: no limit; else stop after this much training wall time
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 1  # data-loader processes (0: load in the training process)
-    threads: int = 0  # torch intra-op threads; 0: torch's default
-    cache_mb: float = 1024.0  # memory for decoded audio kept between epochs, per process (0: none)
-    augment: bool = True  # waveform augmentation (speed, gain, noise); SpecAugment follows the model
-    specaugment: bool = True
-    amp: bool = True  # mixed precision on CUDA
-    cpu_amp: bool = False  # bfloat16 autocast on CPU (fast where the CPU has AMX or AVX512-BF16)
-    max_duration: float = 30.0
-    max_batch_seconds: float = 0.0  # 0: batches are capped by count only
-    init_from: str = ""  # start from the weights of a model directory (fine-tuning)
-    save_every: int = 0  # also checkpoint every N steps
-    log_every: int = 25  # a "step" metrics line every N steps
-    samples: int = 3  # sample predictions logged per validation
 
 
 @dataclass
@@ -393,7 +360,7 @@ def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
     sampler, train_loader, valid_loader, skipped = make_loaders(cfg, model_config, rank, world_size,
                                                                 device)
     # fused: one kernel for the whole update instead of a dozen passes over the parameters
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+    optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr,
                                   fused=device.type in ("cpu", "cuda"))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_factor,
                                                            patience=cfg.lr_patience)
@@ -407,6 +374,14 @@ def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
     log.info("model %s: %.2f M parameters on %s x%d", model_config.architecture,
              count_parameters(model) / 1e6, device, world_size)
     return tr, skipped
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices and convolution kernels only: biases and norm scales (1-D
+    parameters) are left alone, as decaying them only pulls them off their working values."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -544,24 +519,15 @@ def train(cfg: TrainConfig) -> RunFolder:
 # ---------------------------------------------------------------- command line
 
 def parse_args(argv=None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="JSON file with any of the fields below")
-    defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            parser.add_argument(flag, type=type(default), default=None,
-                                choices=PRESETS if f.name == "model" else None)
+    parser = argparse.ArgumentParser(prog="python -m srcore.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="JSON file with any of the fields below (a run's config.json)")
+    add_config_arguments(parser, TrainConfig, choices={"model": PRESETS})
     args = parser.parse_args(argv)
-    values = json.loads(Path(args.config).read_text()) if args.config else {}
-    unknown = set(values) - {f.name for f in fields(TrainConfig)}
-    if unknown:
-        parser.error(f"{args.config}: unknown fields {sorted(unknown)}")
-    values.update({k: v for k, v in vars(args).items() if v is not None and k != "config"})
-    cfg = TrainConfig(**values)
+    try:
+        cfg = config_from_args(TrainConfig, args, args.config)
+    except ValueError as exc:
+        parser.error(str(exc))
     if not cfg.train or not cfg.valid:
         parser.error("--train and --valid are required (or set them in --config)")
     return cfg

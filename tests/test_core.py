@@ -258,3 +258,12 @@ def test_tokenizer_round_trips_through_tokens_txt(tmp_path):
     assert load_tokenizer(model_dir) == DEFAULT_TOKENIZER
     with pytest.raises(ValueError, match="symbol id"):
         Tokenizer.from_text("a 0\nnonsense\n")
+
+
+def test_weight_decay_spares_biases_and_norms():
+    from srcore.train import parameter_groups
+    model = build_model(preset("default"))
+    decayed, spared = parameter_groups(model, 0.01)
+    assert decayed["weight_decay"] == 0.01 and spared["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() == 1 for p in spared["params"])
+    assert len(decayed["params"]) + len(spared["params"]) == len(list(model.parameters()))

@@ -6,7 +6,7 @@ import streamlit as st
 from srcore.launch import (LaunchError, data_root, find_manifests, runs_root, start_synth,
                            start_training, synth_state)
 from srcore.model import PRESETS
-from srcore.train import TrainConfig
+from srcore.config import TrainConfig
 
 DEVICES = ["auto", "cpu", "cuda"]
 DEFAULTS = TrainConfig()
