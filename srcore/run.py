@@ -49,6 +49,20 @@ def pid_alive(pid) -> bool:
         return True
 
 
+LOCK_FILE = ".lock"
+
+
+class RunInUse(RuntimeError):
+    """Another live process trains in this run folder."""
+
+
+def _row_step(line: str) -> float:
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return float("inf")  # a torn line: written after the checkpoint, by definition
+
+
 @dataclass
 class RunFolder:
     path: Path
@@ -77,6 +91,36 @@ class RunFolder:
 
     def read_config(self) -> dict:
         return json.loads(self.config_path.read_text()) if self.config_path.is_file() else {}
+
+    def drop_metrics_after(self, step: int) -> int:
+        """Forget metric rows logged after `step` (a killed run's, before it resumes from its
+        last checkpoint at `step`); returns how many were dropped."""
+        if not self.metrics_path.is_file():
+            return 0
+        lines = self.metrics_path.read_text().splitlines()
+        kept = [line for line in lines if _row_step(line) <= step]
+        if len(kept) != len(lines):
+            _write_atomic(self.metrics_path, "".join(line + "\n" for line in kept))
+        return len(lines) - len(kept)
+
+    def lock(self):
+        """Hold the run folder for this process (released when it exits); a second trainer on
+        the same folder gets RunInUse naming the holder."""
+        import fcntl
+        self.create()
+        handle = open(self.path / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunInUse(f"{self.path}: run folder in use by a trainer (pid {holder})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return handle
 
     def append_metrics(self, row: dict) -> None:
         with open(self.metrics_path, "a") as f:

@@ -30,7 +30,7 @@ from .features import SpecAugment
 from .manifest import SkipReport, read_manifest
 from .metrics import ErrorCounts, corpus_counts, format_diff
 from .model import PRESETS, build_model, count_parameters, preset
-from .run import FAILED, FINISHED, RUNNING, STOPPED, RunFolder, write_loss_curve
+from .run import FAILED, FINISHED, RUNNING, STOPPED, RunFolder, RunInUse, write_loss_curve
 from .text import BLANK
 
 log = logging.getLogger("srcore.train")
@@ -44,6 +44,8 @@ class TrainState:
     step: int = 0
     scheduled_lr: float = 0.0
     best_wer: float = math.inf
+    best_loss: float = math.inf  # breaks ties of best_wer (a run whose WER stays 1.0 still improves)
+    nonfinite_steps: int = 0  # batches whose loss was NaN or infinite: skipped, not learned from
     elapsed_s: float = 0.0
     audio_s: float = 0.0
     train_s: float = 0.0
@@ -148,6 +150,11 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
         for group in tr.optimizer.param_groups:
             group["lr"] = st.scheduled_lr * warmup_factor(st.step, cfg.warmup_steps)
         loss, _, _ = compute_loss(tr.model, batch, criterion, tr.specaugment, amp_dtype)
+        if not torch.isfinite(loss):  # one bad batch must not turn every weight into NaN
+            st.nonfinite_steps += 1
+            st.batch_in_epoch += 1
+            log.warning("step %d: non-finite loss, batch skipped (%d so far)", st.step, st.nonfinite_steps)
+            continue
         tr.optimizer.zero_grad(set_to_none=True)
         tr.scaler.scale(loss).backward()
         tr.scaler.unscale_(tr.optimizer)
@@ -177,6 +184,9 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
             save_checkpoint(tr, extra={})
         if ((cfg.max_steps and st.step >= cfg.max_steps)
                 or stop_vote(tr, tr.stop_requested or out_of_time(tr, now - started))):
+            if out_of_time(tr, now - started) and tr.is_main:
+                log.info("time budget of %.1f min reached at step %d: validating and saving",
+                         cfg.max_minutes, st.step)
             break
     bar.close()
     flush_loss()
@@ -246,9 +256,18 @@ def save_checkpoint(tr: Trainer, extra: dict, best: bool = False) -> None:
               "scheduler": tr.scheduler.state_dict(), "scaler": tr.scaler.state_dict(),
               "rng": rng_states()}
     info = {"training": asdict(tr.config), **extra}
-    write_model_dir(tr.run.last_dir, tr.model, tr.model_config, info, resume)
-    if best:
+    if best:  # best before last: a kill in between repeats this epoch, which rewrites best
         write_model_dir(tr.run.best_dir, tr.model, tr.model_config, info)
+    write_model_dir(tr.run.last_dir, tr.model, tr.model_config, info, resume)
+
+
+def check_finite_weights(tr: Trainer) -> None:
+    """Refuse to checkpoint weights that went NaN or infinite: the last good checkpoint stays."""
+    bad = [name for name, p in unwrap(tr.model).named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise FloatingPointError(f"weights became non-finite by step {tr.state.step} ({', '.join(bad[:3])}"
+                                 f"{', ...' if len(bad) > 3 else ''}); the last good checkpoint is "
+                                 f"{tr.run.last_dir}")
 
 
 def restore(tr: Trainer) -> None:
@@ -428,9 +447,12 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
            "cer": round(result["cer"], 4), "lr": st.scheduled_lr,
            "elapsed_s": round(st.elapsed_s, 1),
            "audio_s_per_s": round(st.epoch_audio_s / max(st.epoch_train_s, 1e-9), 1),
-           "partial": not complete, "skipped": skipped, "samples": result["samples"]}
-    best = result["wer"] < st.best_wer
-    st.best_wer = min(st.best_wer, result["wer"])
+           "partial": not complete, "skipped": skipped, "nonfinite_steps": st.nonfinite_steps,
+           "samples": result["samples"]}
+    best = (result["wer"], result["valid_loss"]) < (st.best_wer, st.best_loss)
+    if best:
+        st.best_wer, st.best_loss = result["wer"], result["valid_loss"]
+    check_finite_weights(tr)
     if complete:  # a partial epoch's figures stay in epoch_*: a resumed run adds to them
         st.audio_s += st.epoch_audio_s
         st.train_s += st.epoch_train_s
@@ -459,6 +481,9 @@ def fit(tr: Trainer, skipped: dict) -> str:
     cfg, st = tr.config, tr.state
     criterion = nn.CTCLoss(blank=BLANK, zero_infinity=True)
     amp_dtype = amp_dtype_for(tr)
+    if out_of_time(tr):
+        log.warning("the --max-minutes budget (%.1f min) is already spent: nothing to train "
+                    "(give a larger --max-minutes to go on)", cfg.max_minutes)
     while st.epoch < cfg.epochs and not agreed(tr, out_of_time(tr)):
         complete = train_one_epoch(tr, criterion, amp_dtype)
         end_of_epoch(tr, criterion, amp_dtype, complete, skipped)
@@ -481,7 +506,26 @@ def failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def check_resumable(run: RunFolder, cfg: TrainConfig) -> None:
+    """--resume must name the architecture the run was trained with; refuse before any write."""
+    saved = run.read_config() if cfg.resume else {}
+    if saved.get("model", cfg.model) != cfg.model:
+        raise ValueError(f"{run.path}: --resume with --model {cfg.model}, but this run trains "
+                         f"--model {saved['model']} (leave --model out, or start a new run)")
+
+
 def train(cfg: TrainConfig) -> RunFolder:
+    run = RunFolder(cfg.out)
+    check_resumable(run, cfg)
+    lock = run.lock() if int(os.environ.get("RANK", 0)) == 0 else None
+    try:
+        return train_locked(cfg)
+    finally:
+        if lock:
+            lock.close()
+
+
+def train_locked(cfg: TrainConfig) -> RunFolder:
     try:
         tr, skipped = build_trainer(cfg)
     except BaseException as exc:  # bad manifests, no data: the run folder still says why
@@ -496,6 +540,12 @@ def train(cfg: TrainConfig) -> RunFolder:
     try:
         if cfg.resume and (tr.run.last_dir.exists() or tr.run.last_dir.with_name("last.old").exists()):
             restore(tr)
+            if tr.is_main:
+                dropped = tr.run.drop_metrics_after(tr.state.step)
+                if dropped:
+                    log.info("dropped %d metric rows logged after the checkpoint", dropped)
+                tr.run.write_status(RUNNING, epoch=tr.state.epoch, step=tr.state.step,
+                                    progress=progress(tr, 0), best_wer=tr.state.best_wer)
         elif cfg.resume:
             log.warning("--resume: no checkpoint in %s yet, starting fresh", tr.run.path)
         signal.signal(signal.SIGTERM, request_stop(tr))
@@ -534,7 +584,11 @@ def parse_args(argv=None) -> TrainConfig:
 
 
 def main(argv=None) -> None:
-    train(parse_args(argv))
+    cfg = parse_args(argv)
+    try:
+        train(cfg)
+    except (ValueError, RunInUse, FloatingPointError) as exc:  # the log has the traceback
+        sys.exit(f"error: {exc}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,82 @@
+"""What must not poison or lose a run: bad batches, a second trainer, a mismatched resume, a kill."""
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import WORDS, write_corpus
+from srcore.config import TrainConfig
+from srcore.run import RunFolder, RunInUse
+from srcore.train import train
+
+
+def tiny(corpus, out, **overrides) -> TrainConfig:
+    return replace(TrainConfig(train=str(corpus), valid=str(corpus), model="tiny", epochs=1, batch_size=2,
+                               workers=0, threads=1, augment=False, out=str(out)), **overrides)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("guards"), WORDS)
+
+
+def test_a_non_finite_loss_skips_the_batch_and_weights_stay_finite(corpus, tmp_path, monkeypatch):
+    import srcore.train as trainer
+    real, calls = trainer.compute_loss, []
+
+    def poisoned(*args, **kwargs):
+        loss, log_probs, lengths = real(*args, **kwargs)
+        calls.append(1)
+        return (loss * math.nan if len(calls) == 1 else loss), log_probs, lengths
+
+    monkeypatch.setattr(trainer, "compute_loss", poisoned)
+    run = train(tiny(corpus, tmp_path / "run"))
+    row = run.read_metrics("epoch")[-1]
+    assert row["nonfinite_steps"] == 1 and math.isfinite(row["valid_loss"])
+    for tensor in load_file(str(run.best_dir / "model.safetensors")).values():
+        assert torch.isfinite(tensor).all()
+
+
+def test_a_second_trainer_on_the_same_run_folder_is_refused(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    held = run.lock()
+    try:
+        with pytest.raises(RunInUse, match="in use by a trainer"):
+            RunFolder(tmp_path / "run").lock()
+    finally:
+        held.close()
+    RunFolder(tmp_path / "run").lock().close()  # free again once the holder is gone
+
+
+def test_resume_with_another_model_is_refused_before_touching_the_run(corpus, tmp_path):
+    out = tmp_path / "run"
+    train(tiny(corpus, out))
+    before = (out / "config.json").read_text()
+    with pytest.raises(ValueError, match="--model default, but this run trains --model tiny"):
+        train(tiny(corpus, out, model="default", resume=True))
+    assert (out / "config.json").read_text() == before
+
+
+def test_a_resumed_run_forgets_metrics_logged_after_its_checkpoint(corpus, tmp_path):
+    out = tmp_path / "run"
+    run = train(tiny(corpus, out, log_every=1))
+    rows = run.read_metrics(None)
+    last_step = rows[-1]["step"]
+    with open(run.metrics_path, "a") as f:  # what a killed run logged after its last checkpoint
+        f.write(json.dumps({"type": "step", "step": last_step + 1, "loss": 1.0}) + "\n")
+        f.write('{"type": "ep')  # and a torn line
+    train(tiny(corpus, out, log_every=1, epochs=2, resume=True))
+    steps = [(r["type"], r["step"]) for r in RunFolder(out).read_metrics(None)]
+    assert len(steps) == len(set(steps))  # no row twice
+    assert RunFolder(out).read_status()["epoch"] == 2
+
+
+def test_best_breaks_a_wer_tie_on_validation_loss(corpus, tmp_path):
+    run = train(tiny(corpus, tmp_path / "run", epochs=3, lr=1e-4))  # WER stays where it is here
+    rows = run.read_metrics("epoch")
+    assert len({r["wer"] for r in rows}) == 1 and len({r["valid_loss"] for r in rows}) == 3
+    best = json.loads((run.best_dir / "config.json").read_text())["metrics"]
+    assert best["valid_loss"] == min(r["valid_loss"] for r in rows)
