@@ -37,6 +37,8 @@ class WaveAugmentConfig:
     codec_prob: float = 0.25
     clip_prob: float = 0.05
     clip_level: tuple = (0.2, 0.6)  # the fraction of the peak where the signal saturates
+    warp_prob: float = 0.6  # vocal tract length perturbation (see features.LogMel): new speakers
+    warp_range: tuple = (0.88, 1.12)
 
 
 def speed(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
@@ -75,6 +77,14 @@ def clip(wave: torch.Tensor, level: float) -> torch.Tensor:
     """Saturate at `level` of the peak, as an over-driven microphone input does."""
     limit = float(wave.abs().max()) * level
     return wave.clamp(-limit, limit) if limit > 0 else wave
+
+
+def draw_warp(rng: np.random.Generator, config: WaveAugmentConfig) -> float:
+    """The frequency warp of a clip's features: 1.0 (none) or a factor in warp_range, in steps
+    of 0.01."""
+    if rng.random() >= config.warp_prob:
+        return 1.0
+    return round(float(rng.uniform(*config.warp_range)), 2)
 
 
 def augment_wave(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,

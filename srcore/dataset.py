@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .audio import AudioError, read_audio
-from .augment import WaveAugmentConfig, augment_wave
+from .augment import WaveAugmentConfig, augment_wave, draw_warp
 from .features import FeatureConfig, LogMel
 from .manifest import SkipReport, Utterance
 from .text import encode, normalize_text
@@ -121,11 +121,13 @@ class SpeechDataset(Dataset):
                 return None
             if wave is None:
                 return None
+            warp = 1.0
             if self.augmenting:
                 rng = np.random.default_rng([self.seed, epoch, index])
                 wave = augment_wave(wave, self.features.sample_rate, rng, self.augment)
+                warp = draw_warp(rng, self.augment)
             with torch.no_grad():
-                feats = self.logmel(wave)
+                feats = self.logmel(wave, warp)
         return feats, torch.tensor(self.targets[index]), utt.duration, self.texts[index]
 
 

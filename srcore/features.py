@@ -1,4 +1,5 @@
 """Log-mel features and SpecAugment (torchaudio)."""
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -31,14 +32,34 @@ class LogMel(nn.Module):
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=config.sample_rate, n_fft=config.n_fft, win_length=config.win_length,
             hop_length=config.hop_length, n_mels=config.n_mels)
+        self._warps: dict[float, torch.Tensor] = {}
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        feats = torch.log(self.mel(wave) + self.config.log_offset)
+    def forward(self, wave: torch.Tensor, warp: float = 1.0) -> torch.Tensor:
+        """`warp` != 1 moves the spectrum's content from f to warp * f before the mel filters
+        (vocal tract length perturbation: a training-time augmentation)."""
+        if warp == 1.0:
+            mel = self.mel(wave)
+        else:
+            spec = self.mel.spectrogram(wave)
+            mel = torch.matmul(spec.transpose(-1, -2), self._warped_filters(warp)).transpose(-1, -2)
+        feats = torch.log(mel + self.config.log_offset)
         if self.config.normalize:
             mean = feats.mean(dim=-1, keepdim=True)
             std = feats.std(dim=-1, keepdim=True, unbiased=False)
             feats = (feats - mean) / (std + 1e-5)
         return feats
+
+    def _warped_filters(self, warp: float) -> torch.Tensor:
+        """The mel filters read at warp * f: content at f lands where warp * f would. Kept per
+        warp (callers draw warps from a short list of steps)."""
+        if warp not in self._warps:
+            n_freqs = self.config.n_fft // 2 + 1
+            with warnings.catch_warnings():  # top filters are empty below warp 1: intended
+                warnings.simplefilter("ignore", UserWarning)
+                self._warps[warp] = torchaudio.functional.melscale_fbanks(
+                    n_freqs, 0.0, self.config.sample_rate / 2, self.config.n_mels,
+                    int(round(self.config.sample_rate * warp)))
+        return self._warps[warp]
 
 
 @dataclass

@@ -40,3 +40,21 @@ def test_augmentation_is_drawn_from_the_generator():
     b = augment_wave(tone(), RATE, np.random.default_rng(3), config)
     c = augment_wave(tone(), RATE, np.random.default_rng(4), config)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_frequency_warp_moves_a_tone_up_or_down():
+    from srcore.features import FeatureConfig, LogMel
+    logmel = LogMel(FeatureConfig(normalize=False))
+    t = torch.arange(RATE, dtype=torch.float32) / RATE
+    tone = torch.sin(2 * torch.pi * 1000 * t)
+    peak = {warp: int(logmel(tone, warp).mean(-1).argmax()) for warp in (0.88, 1.0, 1.12)}
+    assert peak[0.88] < peak[1.0] < peak[1.12]
+    assert torch.equal(logmel(tone, 1.0), logmel(tone))
+
+
+def test_warp_draws_stay_in_range_and_on_steps():
+    from srcore.augment import draw_warp
+    config = WaveAugmentConfig(warp_prob=0.5)
+    warps = [draw_warp(np.random.default_rng(i), config) for i in range(200)]
+    assert 60 < warps.count(1.0) < 140
+    assert all(0.88 <= w <= 1.12 and round(w, 2) == w for w in warps)
