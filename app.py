@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import random
+import re
 import threading
 import tempfile
 import time
@@ -53,6 +54,7 @@ GREEDY, BEAM = "greedy", "beam search"
 DIFF_COLOURS = {"substitution": "#f59e0b", "deletion": "#ef4444", "insertion": "#22c55e"}
 DIFF_TAGS = {"sub": "substitution", "del": "deletion", "ins": "insertion"}
 WARN = "⚠️ "
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 
 class UserError(Exception):
@@ -164,7 +166,8 @@ def served_folders(model_dir, runs_dir, extra=()) -> ServedFolders:
     folders = [APP_DIR, uploads, model_dir, *extra]
     for run in list_runs(runs_dir) if runs_dir else []:
         config = run.read_config()
-        folders += [run.path] + [Path(config[k]).parent for k in ("train", "valid") if config.get(k)]
+        folders += [run.path] + [(run.path / config[k]).parent  # relative: to the run, not the cwd
+                                 for k in ("train", "valid") if config.get(k)]
     return ServedFolders(tuple(Path(f).resolve() for f in folders if f))
 
 
@@ -487,13 +490,16 @@ def download_hub_model(repo_id, revision=None, current_model=None, runs_dir=None
     repo_id, revision = (repo_id or "").strip(), (revision or "").strip() or None
     if not repo_id:
         return _model_outputs(current_model, runs_dir, WARN + "Type a Hub model id, e.g. `user/model`.")
+    if not HUB_ID.match(repo_id):  # never a server path: those are chosen from the list
+        return _model_outputs(current_model, runs_dir,
+                              f"{WARN}{repo_id[:80]!r} is not a Hub model id (USER/NAME).")
     try:
-        from srcore.hub import from_pretrained  # lazily: only when someone asks for the Hub
+        from srcore.hub import download  # lazily: only when someone asks for the Hub
     except ImportError:
         return _model_outputs(current_model, runs_dir,
                               WARN + "Hub downloads are not available in this build (srcore.hub).")
     try:
-        model_dir = str(from_pretrained(repo_id, revision=revision))
+        model_dir = str(download(repo_id, revision=revision))
     except Exception as exc:  # noqa: BLE001 - network, auth, not found: all become a message
         log.exception("downloading %s failed", repo_id)
         return _model_outputs(current_model, runs_dir,

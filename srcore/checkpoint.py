@@ -66,7 +66,14 @@ def resolve_model_dir(directory) -> Path:
 
 
 def read_config(directory) -> dict:
-    return json.loads((resolve_model_dir(directory) / CONFIG_FILE).read_text())
+    path = resolve_model_dir(directory) / CONFIG_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
+        raise ValueError(f"{path}: no \"model\" section describing the architecture")
+    return meta
 
 
 def load_model(directory, device="cpu") -> tuple[torch.nn.Module, ModelConfig]:
@@ -75,9 +82,18 @@ def load_model(directory, device="cpu") -> tuple[torch.nn.Module, ModelConfig]:
     meta = read_config(directory)
     if load_tokenizer(directory) != DEFAULT_TOKENIZER:
         raise ValueError(f"{directory}: model uses a different alphabet")
-    config = ModelConfig.from_dict(meta["model"])
+    try:
+        config = ModelConfig.from_dict(meta["model"])
+    except ValueError as exc:
+        raise ValueError(f"{directory / CONFIG_FILE}: {exc}") from None
     model = build_model(config)
-    model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
+    weights = directory / WEIGHTS_FILE
+    try:
+        model.load_state_dict(load_file(str(weights)), strict=True)
+    except Exception as exc:  # truncated file, missing or unexpected tensors, wrong shapes
+        first = str(exc).strip().splitlines()[0][:300]
+        raise ValueError(f"{weights}: weights do not fit the architecture in {CONFIG_FILE} "
+                         f"or the file is damaged ({type(exc).__name__}: {first})") from None
     return model.to(device).eval(), config
 
 

@@ -89,7 +89,14 @@ def from_pretrained(repo_id_or_path, revision: str | None = None, token: str | N
         return model_source(path)
     if not is_repo_id(text):
         raise FileNotFoundError(f"{text}: no such model directory, and not a Hub repo id (USER/NAME)")
-    local = snapshot_download(text, revision=revision, token=token,
+    return download(text, revision, token)
+
+
+def download(repo_id: str, revision: str | None = None, token: str | None = None) -> Path:
+    """A Hub model (repo id only, never a local path) downloaded once into the Hub cache."""
+    if not is_repo_id(repo_id):
+        raise ValueError(f"{repo_id!r} is not a Hub model id (USER/NAME)")
+    local = snapshot_download(repo_id, revision=revision, token=token,
                               allow_patterns=[*BUNDLE_FILES, CARD_FILE], **LIBRARY)
     return resolve_model_dir(local)
 

@@ -13,6 +13,12 @@ from .features import SEED_FEATURES, FeatureConfig, SpecAugmentConfig
 from .text import NUM_CLASSES
 
 
+ARCHITECTURE_NAMES = ("seed", "default")
+LIMITS = {"n_mels": (8, 256), "num_classes": (2, 1024), "hidden_size": (8, 1536), "num_layers": (1, 8),
+          "conv_channels": (8, 1024), "stride": (1, 8), "sample_rate": (4000, 48000),
+          "n_fft": (64, 4096), "hop_length": (16, 2048), "win_length": (16, 4096)}
+
+
 @dataclass
 class ModelConfig:
     architecture: str = "default"  # "seed" or "default"
@@ -26,12 +32,25 @@ class ModelConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
+    def __post_init__(self):
+        """Sizes within LIMITS: a model directory from a stranger must not allocate gigabytes."""
+        for name, (low, high) in LIMITS.items():
+            value = getattr(self, name) if hasattr(self, name) else getattr(self.features, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"model config: {name} = {value!r}, expected an integer in [{low}, {high}]")
+        if self.architecture not in ARCHITECTURE_NAMES:
+            raise ValueError(f"model config: unknown architecture {self.architecture!r} "
+                             f"(known: {', '.join(ARCHITECTURE_NAMES)})")
+
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
         data = dict(data)
-        features = FeatureConfig(**data.pop("features", {}))
-        specaugment = SpecAugmentConfig(**data.pop("specaugment", {}))
-        return cls(**data, features=features, specaugment=specaugment)
+        try:
+            features = FeatureConfig(**data.pop("features", {}))
+            specaugment = SpecAugmentConfig(**data.pop("specaugment", {}))
+            return cls(**data, features=features, specaugment=specaugment)
+        except TypeError as exc:  # an unknown or missing field
+            raise ValueError(f"model config: {exc}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)

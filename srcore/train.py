@@ -514,7 +514,15 @@ def check_resumable(run: RunFolder, cfg: TrainConfig) -> None:
                          f"--model {saved['model']} (leave --model out, or start a new run)")
 
 
+def absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """Manifests and init weights as absolute paths: the run's config.json must mean the same
+    files whatever folder a later reader (app, dashboard, --resume) starts in."""
+    return replace(cfg, **{k: str(Path(getattr(cfg, k)).resolve())
+                           for k in ("train", "valid", "init_from") if getattr(cfg, k)})
+
+
 def train(cfg: TrainConfig) -> RunFolder:
+    cfg = absolute_paths(cfg)
     run = RunFolder(cfg.out)
     check_resumable(run, cfg)
     lock = run.lock() if int(os.environ.get("RANK", 0)) == 0 else None

@@ -296,12 +296,15 @@ def test_hub_model_is_downloaded_only_on_request(trained_model, monkeypatch):
     state, _, status, _, _ = app.download_hub_model("user/model", None, current)
     assert state == current and "not available" in status
     calls = []
-    def from_pretrained(repo_id, revision=None):
+    def download(repo_id, revision=None):
         calls.append((repo_id, revision))
         if repo_id == "user/offline":
             raise OSError("no network")
         return trained_model
-    monkeypatch.setitem(sys.modules, "srcore.hub", types.SimpleNamespace(from_pretrained=from_pretrained))
+    monkeypatch.setitem(sys.modules, "srcore.hub", types.SimpleNamespace(download=download))
+    for local in (str(trained_model), "/root", "../etc", "a/b/c"):  # server paths are never taken
+        state, _, status, _, _ = app.download_hub_model(local, None, current)
+        assert state == current and "is not a Hub model id" in status and "not a model directory" not in status
     state, _, status, _, _ = app.download_hub_model("user/offline", "", current)
     assert state == current and "Could not download user/offline" in status and "no network" in status
     state, picker, status, _, _ = app.download_hub_model(" user/model ", "v1", "/elsewhere")

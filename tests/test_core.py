@@ -267,3 +267,25 @@ def test_weight_decay_spares_biases_and_norms():
     assert decayed["weight_decay"] == 0.01 and spared["weight_decay"] == 0.0
     assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() == 1 for p in spared["params"])
     assert len(decayed["params"]) + len(spared["params"]) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "config.json").write_text("{not json"), "config.json: not valid JSON"),
+    (lambda d: (d / "config.json").write_text('{"model": {"architecture": "transformer"}}'),
+     "unknown architecture 'transformer'"),
+    (lambda d: (d / "config.json").write_text('{"model": {"architecture": "default", "hidden_size": 4096}}'),
+     "hidden_size = 4096"),
+    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:5000]),
+     "model.safetensors: weights do not fit"),
+])
+def test_a_broken_model_directory_is_one_line_naming_the_file(trained_model, tmp_path, damage, message):
+    import shutil
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model, model_dir)
+    damage(model_dir)
+    with pytest.raises(ValueError, match=message):
+        load_model(model_dir)
+    result = subprocess.run([sys.executable, "-m", "srcore.transcribe", "--model", str(model_dir), "x.wav"],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message.split(":")[0].split("'")[0] in result.stderr
