@@ -91,7 +91,7 @@ def load_model(directory, device="cpu") -> tuple[torch.nn.Module, ModelConfig]:
     try:
         model.load_state_dict(load_file(str(weights)), strict=True)
     except Exception as exc:  # truncated file, missing or unexpected tensors, wrong shapes
-        first = str(exc).strip().splitlines()[0][:300]
+        first = " ".join(str(exc).split())[:300]
         raise ValueError(f"{weights}: weights do not fit the architecture in {CONFIG_FILE} "
                          f"or the file is damaged ({type(exc).__name__}: {first})") from None
     return model.to(device).eval(), config

@@ -77,11 +77,11 @@ def test_loading_is_strict(trained_run, tmp_path):
     out = hub.save_pretrained(trained_run, tmp_path / "bundle")
     weights = load_file(str(out / WEIGHTS_FILE))
     save_file({**weights, "extra.weight": torch.zeros(2)}, str(out / WEIGHTS_FILE))
-    with pytest.raises(RuntimeError, match="Unexpected key"):
+    with pytest.raises(ValueError, match="Unexpected key"):
         hub.load_pretrained(out)
     weights.pop(next(iter(weights)))
     save_file(weights, str(out / WEIGHTS_FILE))
-    with pytest.raises(RuntimeError, match="Missing key"):
+    with pytest.raises(ValueError, match="Missing key"):
         hub.save_pretrained(out, tmp_path / "again")  # never bundles weights that do not load
 
 
