@@ -29,7 +29,7 @@ from .decoding import greedy_decode
 from .features import SpecAugment
 from .manifest import SkipReport, read_manifest
 from .metrics import ErrorCounts, corpus_counts, format_diff
-from .model import PRESETS, build_model, count_parameters, preset
+from .model import PRESETS, ModelConfig, build_model, count_parameters, preset
 from .run import FAILED, FINISHED, RUNNING, STOPPED, RunFolder, RunInUse, write_loss_curve
 from .text import BLANK
 
@@ -372,7 +372,7 @@ def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
         model, model_config = load_model(cfg.init_from)
         log.info("initialised from %s", cfg.init_from)
     else:
-        model_config = preset(cfg.model)
+        model_config = sized_preset(cfg)
         model = build_model(model_config)
     model = model.to(device)
     torch.manual_seed(cfg.seed + rank)  # different dropout per rank, same initial weights
@@ -393,6 +393,12 @@ def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
     log.info("model %s: %.2f M parameters on %s x%d", model_config.architecture,
              count_parameters(model) / 1e6, device, world_size)
     return tr, skipped
+
+
+def sized_preset(cfg: TrainConfig) -> ModelConfig:
+    """The --model preset with the sizes the config overrides (0 keeps the preset's)."""
+    sizes = {k: getattr(cfg, k) for k in ("hidden_size", "num_layers", "conv_channels") if getattr(cfg, k)}
+    return replace(preset(cfg.model), **sizes)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -509,9 +515,11 @@ def failure(exc: BaseException) -> str:
 def check_resumable(run: RunFolder, cfg: TrainConfig) -> None:
     """--resume must name the architecture the run was trained with; refuse before any write."""
     saved = run.read_config() if cfg.resume else {}
-    if saved.get("model", cfg.model) != cfg.model:
-        raise ValueError(f"{run.path}: --resume with --model {cfg.model}, but this run trains "
-                         f"--model {saved['model']} (leave --model out, or start a new run)")
+    for name in ("model", "hidden_size", "num_layers", "conv_channels"):
+        if saved.get(name, getattr(cfg, name)) != getattr(cfg, name):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{run.path}: --resume with {flag} {getattr(cfg, name)}, but this run "
+                             f"trains {flag} {saved[name]} (leave {flag} out, or start a new run)")
 
 
 def absolute_paths(cfg: TrainConfig) -> TrainConfig:
