@@ -7,6 +7,10 @@ Supported sources (`KINDS`):
 * ``ljspeech``     metadata.csv ("ID|raw text|normalized text"), audio wavs/ID.wav
 * ``nemo``         JSON-lines manifests with audio_filepath, duration, text (speaker optional)
 * ``folder``       audio files (wav/flac/ogg/mp3), each with a same-named .txt transcript
+* ``asterisk``     the Asterisk English prompts (one speaker, Allison Smith, CC BY-SA 3.0): the
+                   sounds folder of Debian's asterisk-core-sounds-en-wav (NAME.wav, digits/NAME.wav,
+                   ...) and core-sounds-en.txt(.gz) ("NAME: transcript" lines) from
+                   asterisk-core-sounds-en; transcripts are cleaned to what is actually said
 
 Every importer only *collects* `SourceRow`s; validation, the train/valid split and writing
 ``OUT/{all,train,valid}.jsonl`` are shared. Audio stays where it is (keys are relative when it
@@ -17,10 +21,13 @@ that is not the named format raises `CorpusFormatError`.
 import argparse
 import csv
 import functools
+import glob
+import gzip
 import json
 import logging
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +64,44 @@ LIBRISPEECH_SUBSETS = ("dev-clean", "dev-other", "test-clean", "test-other",
                        "train-clean-100", "train-clean-360", "train-other-500")
 LJSPEECH_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
 
+DEFAULT_VALID_FRACTION = 0.1
+VALID_FRACTIONS = {"asterisk": 0.05}  # one speaker: a small random share of its prompts
+
+ASTERISK_SOUND_DIRS = (Path("/usr/share/asterisk/sounds/en"),  # Debian's alternatives link
+                       Path("/usr/share/asterisk/sounds/en_US_f_Allison"))
+ASTERISK_DOC_DIRS = "/usr/share/doc/asterisk-core-sounds-en*"  # where Debian puts the transcripts
+ASTERISK_TRANSCRIPTS = ("core-sounds-en.txt", "core-sounds-en.txt.gz")
+ASTERISK_SUFFIXES = (".wav", ".flac", ".ogg", ".g722", ".gsm")  # preferred first; the last two
+ASTERISK_SPEAKER = "asterisk-allison"                           # need ffmpeg
+ASTERISK_LICENSE = "CC BY-SA 3.0"
+ASTERISK_NOTE = re.compile(r"\[[^\]]*\]|<[^>]*>|\([^)]*\)")  # [beep], <beep ascending>, (note)
+ASTERISK_SAID = [  # written form -> what Allison says (symbols, acronyms, the transcripts' typos)
+    (r"\*", " star "), (r"#", " pound "), (r"\bwww\.asterisk\.org\b", "w w w dot asterisk dot org"),
+    (r"\bPBX\b", "P B X"), (r"\bIVR\b", "I V R"),
+    (r"\bMGCP\b", "M G C P"), (r"\bUSB\b", "U S B"), (r"\bthru\b", "through"),
+    (r"\bexclaimation\b", "exclamation"), (r"\brepresenatives\b", "representatives"),
+    (r"\bumute\b", "unmute"), (r"\bfourtieth\b", "fortieth"), (r"\bUn-indentified\b", "Unidentified"),
+    (r"\bwitheld\b", "withheld"),
+]
+ASTERISK_AMBIGUOUS_NUMBER = re.compile(r"\d{3,}")  # "dial 1234": digit by digit or not? unknown
+ASTERISK_README = """# Asterisk core sounds (English), imported by `python -m srcore.data import asterisk`
+
+Source: {src}
+Transcripts: {transcripts}
+
+Prompts of the Asterisk PBX recorded by Allison Smith (http://www.theivrvoice.com), financial
+contributions by Digium, Inc. Licence: Creative Commons Attribution-ShareAlike 3.0 (CC BY-SA 3.0,
+https://creativecommons.org/licenses/by-sa/3.0/). Models trained on these recordings may be
+derivative works: give attribution and share alike.
+
+One speaker ({speaker}); telephone audio (8 kHz wav), resampled when loaded. The
+manifests' texts are the transcripts cleaned to what is said: bracketed notes dropped, symbols
+and acronyms spelled out; prompts whose transcript is only a note (tones, silence) or that read
+numbers ambiguously were skipped. Split by utterance (seeded random).
+
+{counts}
+"""
+
 
 class CorpusFormatError(ValueError):
     """The source does not look like the named corpus format; the message says what was expected."""
@@ -87,10 +132,12 @@ class ImportReport:
     valid: int
     skipped: SkipReport = field(default_factory=SkipReport)
     manifests: dict = field(default_factory=dict)  # "all" / "train" / "valid" -> Path
+    minutes: float = 0.0  # total audio imported
 
     def summary(self) -> str:
         folder = self.manifests["all"].parent if self.manifests else "?"
-        return (f"imported {self.train + self.valid} utterances into {folder}: "
+        return (f"imported {self.train + self.valid} utterances ({self.minutes:.1f} min) into "
+                f"{folder}: "
                 f"{self.train} train, {self.valid} valid; {self.skipped.summary()}")
 
 
@@ -378,6 +425,94 @@ def _speaker_of(audio: Path, common: Path) -> str:
     return parts[0] if parts else ""
 
 
+def asterisk_said(transcript: str) -> tuple[str, str]:
+    """(what is said, problem) for one Asterisk transcript: notes in brackets, angle brackets or
+    parentheses dropped, symbols and acronyms spelled out, known typos fixed. The problem is set
+    (and the text empty) when nothing spoken is left or a number's reading is unknown."""
+    text = ASTERISK_NOTE.sub(" ", transcript)
+    for pattern, said in ASTERISK_SAID:
+        text = re.sub(pattern, said, text)
+    text = " ".join(text.split())
+    if not normalize_text(text):
+        return "", "transcript is only a note (no speech)"
+    if ASTERISK_AMBIGUOUS_NUMBER.search(text):
+        return "", "ambiguous number reading"
+    return text, ""
+
+
+def _asterisk_transcripts(sounds: Path, transcripts: Path | None) -> Path:
+    """The transcript file: the one named, else core-sounds-en.txt(.gz) in the sounds folder or
+    its parent (upstream tarballs), else in Debian's /usr/share/doc/asterisk-core-sounds-en*."""
+    if transcripts is not None:
+        if not transcripts.is_file():
+            raise FileNotFoundError(f"{transcripts}: no such transcript file")
+        return transcripts
+    folders = [sounds, sounds.parent, *sorted(Path(p) for p in glob.glob(ASTERISK_DOC_DIRS))]
+    for folder in folders:
+        for name in ASTERISK_TRANSCRIPTS:
+            if (folder / name).is_file():
+                return folder / name
+    raise CorpusFormatError(f"{sounds}: no Asterisk transcripts ({' or '.join(ASTERISK_TRANSCRIPTS)})"
+                            f" found there, in its parent or in {ASTERISK_DOC_DIRS}; install "
+                            f"asterisk-core-sounds-en or pass --transcripts FILE")
+
+
+def _read_text(path: Path) -> str:
+    """A text file's contents, gunzipped when it ends in .gz."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+            return f.read()
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _asterisk_audio(sounds: Path) -> dict[str, Path]:
+    """Prompt name ("vm-goodbye", "digits/1") -> its audio file, the preferred format first."""
+    rank = {suffix: i for i, suffix in enumerate(ASTERISK_SUFFIXES)}
+    audio = {}
+    for path in sorted(sounds.rglob("*")):
+        suffix = path.suffix.lower()
+        if suffix not in rank or not path.is_file():
+            continue
+        if suffix in (".g722", ".gsm") and not _soundfile_reads(suffix) and not shutil.which("ffmpeg"):
+            continue
+        name = path.relative_to(sounds).with_suffix("").as_posix()
+        if name not in audio or rank[suffix] < rank[audio[name].suffix.lower()]:
+            audio[name] = path
+    return audio
+
+
+def read_asterisk(src: Path, transcripts: Path | None = None) -> list[SourceRow]:
+    """Rows of the Asterisk sounds folder `src` ("NAME: transcript" lines, NAME.wav beside).
+    Transcripts without audio are reported as missing audio, audio without a transcript as
+    missing transcript; every row is the one speaker."""
+    _require_dir(src, "Asterisk sounds")
+    transcripts = _asterisk_transcripts(src, transcripts)
+    audio = _asterisk_audio(src)
+    if not audio:
+        raise CorpusFormatError(f"{src}: no audio files found; expected the Asterisk sounds folder "
+                                f"(NAME.wav, digits/NAME.wav, ...), e.g. from the Debian package "
+                                f"asterisk-core-sounds-en-wav")
+    rows, described = [], set()
+    for line_no, line in enumerate(_read_text(transcripts).splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith(";"):
+            continue
+        where = f"{transcripts}:{line_no}"
+        name, colon, transcript = line.partition(":")
+        name = name.strip()
+        if not colon or not name or " " in name:
+            rows.append(SourceRow(Path(), "", where=where, problem="not a 'NAME: transcript' line"))
+            continue
+        described.add(name)
+        text, problem = asterisk_said(transcript)
+        rows.append(SourceRow(audio.get(name, src / f"{name}.wav"), text, speaker=ASTERISK_SPEAKER,
+                              where=where, problem=problem))
+    if not described:
+        raise CorpusFormatError(f"{transcripts}: no 'NAME: transcript' lines found")
+    for name in sorted(set(audio) - described):
+        rows.append(SourceRow(audio[name], "", where=str(audio[name]), problem="missing transcript"))
+    return rows
+
+
 # --------------------------------------------------------------------------- downloads
 
 def _progress(name: str):
@@ -433,43 +568,87 @@ def _looks_present(kind: str, src: Path) -> bool:
 # --------------------------------------------------------------------------- import entry points
 
 READERS = {"librispeech": read_librispeech, "commonvoice": read_commonvoice,
-           "ljspeech": read_ljspeech, "nemo": read_nemo, "folder": read_folder}
+           "ljspeech": read_ljspeech, "nemo": read_nemo, "folder": read_folder,
+           "asterisk": read_asterisk}
 KINDS = tuple(READERS)
 
 
-def read_source(kind: str, src: Path) -> list[SourceRow]:
-    """The rows of corpus `src` read as format `kind` (one of KINDS)."""
+def default_source(kind: str) -> Path:
+    """Where a corpus lies when SRC is not given: only the Asterisk prompts have a home (the
+    Debian package's sounds folder)."""
+    if kind == "asterisk":
+        for folder in ASTERISK_SOUND_DIRS:
+            if folder.is_dir():
+                return folder
+        raise CorpusFormatError(f"no Asterisk sounds in {' or '.join(map(str, ASTERISK_SOUND_DIRS))}"
+                                f": apt-get install asterisk-core-sounds-en-wav "
+                                f"asterisk-core-sounds-en, or name SOUNDS_DIR")
+    raise CorpusFormatError(f"name the {kind} source (SRC)")
+
+
+def read_source(kind: str, src: Path, transcripts: Path | None = None) -> list[SourceRow]:
+    """The rows of corpus `src` read as format `kind` (one of KINDS); `transcripts` names the
+    transcript file of an asterisk source (found automatically when None)."""
     if kind not in READERS:
         raise ValueError(f"unknown corpus kind {kind!r}; expected one of {', '.join(KINDS)}")
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such file or folder")
+    if kind == "asterisk":
+        return read_asterisk(src, transcripts)
+    if transcripts is not None:
+        raise ValueError(f"--transcripts is only for asterisk sources, not {kind}")
     return READERS[kind](src)
 
 
-def import_corpus(kind: str, src, out, valid_fraction: float = 0.1, seed: int = 0,
-                  download: bool = False) -> ImportReport:
-    """Import corpus `src` of format `kind` into OUT/all.jsonl, OUT/train.jsonl, OUT/valid.jsonl."""
+def _write_notes(kind: str, src: Path, out: Path, transcripts: Path | None,
+                 report: ImportReport) -> None:
+    """OUT/README.md with the source's licence and attribution (corpora whose licence asks)."""
+    if kind != "asterisk":
+        return
+    used = _asterisk_transcripts(src, transcripts)
+    counts = (f"Imported {report.train + report.valid} prompts ({report.minutes:.1f} min): "
+              f"{report.train} train, {report.valid} valid; {report.skipped.summary()}.")
+    (out / "README.md").write_text(ASTERISK_README.format(
+        src=src, transcripts=used, speaker=ASTERISK_SPEAKER, counts=counts), encoding="utf-8")
+
+
+def import_corpus(kind: str, src=None, out=None, valid_fraction: float | None = None,
+                  seed: int = 0, download: bool = False, transcripts=None) -> ImportReport:
+    """Import corpus `src` of format `kind` into OUT/all.jsonl, OUT/train.jsonl, OUT/valid.jsonl.
+    `src` None: the kind's usual place (see default_source); `valid_fraction` None: the kind's
+    default (VALID_FRACTIONS, else DEFAULT_VALID_FRACTION)."""
+    if out is None:
+        raise ValueError("name the output folder (out)")
+    if valid_fraction is None:
+        valid_fraction = VALID_FRACTIONS.get(kind, DEFAULT_VALID_FRACTION)
     if not 0 <= valid_fraction < 1:
         raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
-    src, out = Path(src), Path(out)
+    src = default_source(kind) if src is None else Path(src)
+    out = Path(out)
+    transcripts = Path(transcripts) if transcripts is not None else None
     if download and not _looks_present(kind, src):
         download_corpus(kind, src)
     report = SkipReport()
-    rows = _check_rows(read_source(kind, src), src, out, report)
+    rows = _check_rows(read_source(kind, src, transcripts), src, out, report)
     if not rows:
         raise CorpusFormatError(f"{src}: no usable utterances ({report.summary()})")
     train, valid = split_rows(rows, valid_fraction, seed)
     manifests = {name: write_manifest(subset, out / MANIFEST_NAMES[name])
                  for name, subset in (("all", rows), ("train", train), ("valid", valid))}
-    return ImportReport(train=len(train), valid=len(valid), skipped=report, manifests=manifests)
+    result = ImportReport(train=len(train), valid=len(valid), skipped=report, manifests=manifests,
+                          minutes=sum(row["duration"] for row in rows) / 60)
+    _write_notes(kind, src, out, transcripts, result)
+    return result
 
 
 def _run_cli(args: argparse.Namespace) -> ImportReport:
     """`import` subcommand handler: run the import and print a one-line summary."""
     try:
         report = import_corpus(args.kind, args.src, args.out, args.valid_fraction, args.seed,
-                               args.download)
+                               args.download, getattr(args, "transcripts", None))
     except (CorpusFormatError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    except ValueError as exc:  # e.g. --transcripts for another kind, a bad --valid-fraction
         raise SystemExit(f"error: {exc}") from None
     print(report.summary())
     return report
@@ -482,13 +661,19 @@ def add_cli(subparsers) -> argparse.ArgumentParser:
         description="Write OUT/train.jsonl, OUT/valid.jsonl and OUT/all.jsonl from a corpus; "
                     "audio stays where it is.")
     parser.add_argument("kind", choices=KINDS, help="corpus format")
-    parser.add_argument("src", type=Path,
-                        help="corpus folder (or a Common Voice tsv / NeMo manifest file)")
+    parser.add_argument("src", type=Path, nargs="?", default=None,
+                        help="corpus folder (or a Common Voice tsv / NeMo manifest file); for "
+                             "asterisk the sounds folder, by default "
+                             f"{ASTERISK_SOUND_DIRS[0]} (Debian's asterisk-core-sounds-en-wav)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the manifests")
-    parser.add_argument("--valid-fraction", type=float, default=0.1,
-                        help="share of utterances for validation (whole speakers when known)")
+    parser.add_argument("--valid-fraction", type=float, default=None,
+                        help=f"share of utterances for validation (whole speakers when known; "
+                             f"default {DEFAULT_VALID_FRACTION}, asterisk {VALID_FRACTIONS['asterisk']})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/valid split")
     parser.add_argument("--download", action="store_true",
                         help="download the corpus into SRC first (librispeech subset, ljspeech)")
+    parser.add_argument("--transcripts", type=Path, default=None,
+                        help="asterisk: the core-sounds-en.txt(.gz) file (default: found in the "
+                             "sounds folder, its parent or /usr/share/doc/asterisk-core-sounds-en)")
     parser.set_defaults(func=_run_cli)
     return parser

@@ -1,5 +1,6 @@
 """Importers: tiny corpora in each real layout become native manifests (no network)."""
 import argparse
+import gzip
 import json
 import logging
 from pathlib import Path
@@ -324,3 +325,101 @@ def test_cli_handler(tmp_path, capsys):
     bad = parser.parse_args(["import", "ljspeech", str(tmp_path), "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="metadata.csv"):
         bad.func(bad)
+
+
+# --------------------------------------------------------------------------- asterisk
+
+ASTERISK_LINES = """; Core Asterisk Sounds in English
+
+activated: Activated.
+agent-pass: Please enter your password followed by the pound key.
+beep: [this is a simple beep tone]
+confbridge-join: <beep ascending>
+conf-usermenu: Please press 1 to mute or unmute yourself, or 8 to exit.
+demo-instruct: If you dial 1234 you can try to ring the console.
+demo-moreinfo: Asterisk is a PBX.  For more information, visit www.asterisk.org.
+digits/1: one
+digits/a-m: A.M.
+dictate/both_help: press * to toggle pause, press # to enter a new dictation filename
+letters/exclaimation-point: exclaimation-point [!]
+pls-try-call-later: Please try your call again later.
+silence/1: (1 second of silence)
+spy-iax2: IAX (note: does not say "2")
+vm-intro: Please leave your message after the tone. (simple tone sound plays)
+"""
+ASTERISK_SAYS = {
+    "activated": "Activated.",
+    "agent-pass": "Please enter your password followed by the pound key.",
+    "conf-usermenu": "Please press 1 to mute or unmute yourself, or 8 to exit.",
+    "demo-moreinfo": "Asterisk is a P B X. For more information, visit w w w dot asterisk dot org.",
+    "digits/1": "one",
+    "digits/a-m": "A.M.",
+    "dictate/both_help": "press star to toggle pause, press pound to enter a new dictation filename",
+    "letters/exclaimation-point": "exclamation-point",
+    "spy-iax2": "IAX",
+    "vm-intro": "Please leave your message after the tone.",
+}
+
+
+def make_asterisk(root: Path, extra_audio=("zz-untranscribed",)) -> Path:
+    """The Debian layout: SOUNDS/NAME.wav and SOUNDS/digits/NAME.wav at 8 kHz, and
+    doc/asterisk-core-sounds-en/core-sounds-en.txt.gz with 'NAME: transcript' lines."""
+    sounds = root / "sounds" / "en_US_f_Allison"
+    names = [line.split(":")[0] for line in ASTERISK_LINES.splitlines()
+             if line and not line.startswith(";")]
+    for i, name in enumerate([n for n in names if n != "pls-try-call-later"] + list(extra_audio)):
+        path = sounds / f"{name}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        noise = np.random.default_rng(i).uniform(-0.1, 0.1, 2000).astype(np.float32)
+        sf.write(str(path), noise, 8000, subtype="PCM_16")
+    doc = root / "doc" / "asterisk-core-sounds-en"
+    doc.mkdir(parents=True)
+    with gzip.open(doc / "core-sounds-en.txt.gz", "wt", encoding="utf-8") as f:
+        f.write(ASTERISK_LINES)
+    return sounds
+
+
+def test_asterisk_default_folder_found_transcripts_cleaned_text(tmp_path, monkeypatch):
+    sounds = make_asterisk(tmp_path)
+    monkeypatch.setattr(importers, "ASTERISK_SOUND_DIRS", (tmp_path / "absent", sounds))
+    monkeypatch.setattr(importers, "ASTERISK_DOC_DIRS", str(tmp_path / "doc" / "asterisk-core-sounds-en*"))
+    out = tmp_path / "corpus" / "asterisk"
+    report = import_corpus("asterisk", None, out, valid_fraction=0.2, seed=0)
+    rows = check_outputs(report, out, len(ASTERISK_SAYS), speaker_disjoint=False)
+    said = {Path(row["key"]).relative_to(sounds.resolve()).with_suffix("").as_posix(): row["text"]
+            for row in rows["all"]}
+    assert said == ASTERISK_SAYS
+    assert {row["speaker"] for row in rows["all"]} == {"asterisk-allison"}
+    assert report.valid == 2 and report.train == 8  # by utterance: one speaker
+    assert report.skipped.reasons == {"transcript is only a note (no speech)": 3,
+                                      "ambiguous number reading": 1, "missing audio file": 1,
+                                      "missing transcript": 1}
+    assert report.minutes == pytest.approx(len(ASTERISK_SAYS) * 0.25 / 60, abs=1e-3)
+    notes = (out / "README.md").read_text()
+    assert "CC BY-SA 3.0" in notes and "Allison Smith" in notes and "10 prompts" in notes
+    again = import_corpus("asterisk", sounds, tmp_path / "again", valid_fraction=0.2, seed=0)
+    assert read_rows(again.manifests["valid"]) == read_rows(report.manifests["valid"])
+
+
+def test_asterisk_cli_with_named_transcripts_and_default_split(tmp_path, monkeypatch, capsys):
+    sounds = make_asterisk(tmp_path, extra_audio=())
+    monkeypatch.setattr(importers, "ASTERISK_DOC_DIRS", str(tmp_path / "nowhere*"))
+    with pytest.raises(CorpusFormatError, match="--transcripts"):
+        import_corpus("asterisk", sounds, tmp_path / "out")
+    plain = tmp_path / "core-sounds-en.txt"  # an upstream tarball's uncompressed file
+    plain.write_text(ASTERISK_LINES, encoding="utf-8")
+    parser = argparse.ArgumentParser(prog="srcore.data")
+    add_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["import", "asterisk", str(sounds), "--out", str(tmp_path / "out"),
+                              "--transcripts", str(plain)])
+    report = args.func(args)
+    assert (report.train, report.valid) == (9, 1)  # 5 % of 10, at least one
+    assert "10 utterances" in capsys.readouterr().out
+    monkeypatch.setattr(importers, "ASTERISK_SOUND_DIRS", (tmp_path / "absent",))
+    missing = parser.parse_args(["import", "asterisk", "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match="asterisk-core-sounds-en-wav"):
+        missing.func(missing)
+    wrong = parser.parse_args(["import", "folder", str(sounds), "--out", str(tmp_path / "o"),
+                               "--transcripts", str(plain)])
+    with pytest.raises(SystemExit, match="only for asterisk"):
+        wrong.func(wrong)
