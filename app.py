@@ -39,6 +39,7 @@ log = logging.getLogger("srcore.app")
 
 APP_DIR = Path(__file__).resolve().parent
 DEFAULT_RUNS_DIR = APP_DIR / "runs"
+SHIPPED_SAMPLES = APP_DIR / "samples" / "manifest.jsonl"
 MAX_UPLOAD_MB = 100  # uploads above this are refused (launch's max_file_size and the handler)
 MAX_AUDIO_MIN = MAX_AUDIO_S / 60  # longer audio is refused; up to it, it is chunked
 SILENCE_PEAK = 1e-3  # a recording whose loudest sample is below this (-60 dBFS) is silence
@@ -207,6 +208,8 @@ def manifest_choices(runs_dir, model_dir=None) -> list[tuple[str, str]]:
         if path and path not in seen:
             seen.add(path)
             choices.append((f"{owner}: validation set ({valid})", path))
+    if SHIPPED_SAMPLES.is_file():  # held-out clips that come with the repo: never an empty tab
+        choices.append(("shipped samples (12 held-out clips, samples/README.md)", str(SHIPPED_SAMPLES)))
     return choices
 
 
@@ -422,6 +425,9 @@ def validate(manifest, count: float = DEFAULT_SAMPLES, shuffle: bool = False,
     recognizer = get_recognizer(model_dir, beam_width(decoding, beam_size))
     rows, counts = score_utterances(recognizer, utterances, report,
                                     lambda items: progress.tqdm(items, desc="scoring"))
+    if not rows:  # never "WER 0.0 % over 0 clips"
+        raise UserError(f"None of the clips of {Path(manifest).name} could be scored "
+                        f"({report.summary()}: " + "; ".join(report.examples[:3]) + ").")
     table = [[i, row["audio_s"], row["ref"], row["hyp"], row["wer"], row["cer"]]
              for i, row in enumerate(rows, 1)]
     diffs = []
@@ -559,6 +565,7 @@ def build_validation_tab(model_state, runs_dir, model_dir, data_dirs=()):
     table = gr.Dataframe(headers=["#", "seconds", "ground truth", "prediction", "WER", "CER"],
                          datatype=["number", "number", "str", "str", "number", "number"],
                          interactive=False, wrap=True, label="Samples (click a row to listen)",
+                         column_widths=["5%", "8%", "36%", "35%", "8%", "8%"],
                          elem_id="samples-table")
     samples = gr.State([])
     with gr.Row():

@@ -275,7 +275,13 @@ def test_model_choices_list_runs_and_the_validation_set(trained_run, word_corpus
     labels = [label for label, _ in app.model_choices(runs, "/some/where")]
     assert "/some/where (not found)" in labels
     manifests = app.manifest_choices(runs, str(trained_run / "checkpoints" / "best"))
-    assert [Path(value) for _, value in manifests] == [word_corpus]
+    assert [Path(value) for _, value in manifests] == [word_corpus, app.SHIPPED_SAMPLES]
+
+
+def test_shipped_samples_give_the_validation_tab_something_out_of_the_box(trained_model):
+    rows = [json.loads(line) for line in app.SHIPPED_SAMPLES.read_text().splitlines()]
+    assert len(rows) == 12 and all((app.SHIPPED_SAMPLES.parent / r["key"]).is_file() for r in rows)
+    assert [p for _, p in app.manifest_choices(None)] == [str(app.SHIPPED_SAMPLES)]
 
 
 def test_choose_model_keeps_the_current_one_when_the_new_one_fails(trained_run, tmp_path):
