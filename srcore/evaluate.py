@@ -88,6 +88,9 @@ def main(argv=None) -> None:
         result = evaluate(recognizer, args.manifest, args.limit)
     except (FileNotFoundError, ValueError) as exc:
         sys.exit(f"error: {exc}")
+    if not result.rows:  # a score over nothing is no score
+        sys.exit(f"error: {args.manifest}: no clip could be scored "
+                 f"({result.skipped} skipped; see the warnings above)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "w", encoding="utf-8") as f:

@@ -86,3 +86,13 @@ def test_evaluate_cli_reports_per_utterance_and_totals(trained_model, word_corpu
     rows = [json.loads(line) for line in report.read_text().splitlines()]
     assert {r["ref"] for r in rows} == set(WORDS)
     assert all(r["hyp"] == r["ref"] and r["diff"] == r["ref"] for r in rows)
+
+
+@pytest.mark.parametrize("rows", [[], [{"key": "gone.wav", "text": "hello"}]])
+def test_evaluate_over_nothing_fails_and_says_why(trained_model, tmp_path, rows):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = subprocess.run([sys.executable, "-m", "srcore.evaluate", "--model", str(trained_model),
+                             "--manifest", str(manifest)], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "no clip could be scored" in result.stderr
+    assert '"wer"' not in result.stdout
