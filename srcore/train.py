@@ -195,11 +195,14 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
 
 
 @torch.no_grad()
-def validate(tr: Trainer, criterion, amp_dtype) -> dict:
-    """Validation loss, WER, CER and sample predictions (summed over ranks)."""
+def validate(tr: Trainer, criterion, amp_dtype) -> dict | None:
+    """Validation loss, WER, CER and sample predictions (summed over ranks); None when a stop
+    request cut it short (one process: a stop must not wait for a whole validation)."""
     tr.model.eval()
     loss_sum, n, counts, samples = 0.0, 0, ErrorCounts(), []
     for batch in tr.valid_loader:
+        if tr.stop_requested and tr.world_size == 1:
+            return None
         if batch is None:
             continue
         batch = batch.to(tr.device)
@@ -442,6 +445,12 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
     """Validate, step the plateau scheduler, log metrics, write checkpoints."""
     st = tr.state
     result = validate(tr, criterion, amp_dtype)
+    if result is None:
+        log.warning("stop requested during validation: saving the last checkpoint unvalidated")
+        if complete:
+            advance_epoch(st)
+        save_checkpoint(tr, {})
+        return
     if complete:
         for group in tr.optimizer.param_groups:  # the plateau scheduler scales the scheduled rate,
             group["lr"] = st.scheduled_lr  # not the warm-up's fraction of it
@@ -460,11 +469,7 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
         st.best_wer, st.best_loss = result["wer"], result["valid_loss"]
     check_finite_weights(tr)
     if complete:  # a partial epoch's figures stay in epoch_*: a resumed run adds to them
-        st.audio_s += st.epoch_audio_s
-        st.train_s += st.epoch_train_s
-        st.epoch, st.batch_in_epoch = st.epoch + 1, 0
-        st.epoch_loss_sum = st.epoch_audio_s = st.epoch_train_s = 0.0
-        st.epoch_batches = 0
+        advance_epoch(st)
     if tr.is_main:
         log.info("epoch %d step %d: train loss %.4f valid loss %.4f WER %.3f CER %.3f lr %.2e "
                  "(%.0f audio-s/s)", row["epoch"], st.step, row["train_loss"], row["valid_loss"],
@@ -475,6 +480,14 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
         write_loss_curve(tr.run)
     metrics = {k: row[k] for k in ("epoch", "step", "wer", "cer", "valid_loss")}
     save_checkpoint(tr, {"metrics": metrics}, best=best)
+
+
+def advance_epoch(st: TrainState) -> None:
+    st.audio_s += st.epoch_audio_s
+    st.train_s += st.epoch_train_s
+    st.epoch, st.batch_in_epoch = st.epoch + 1, 0
+    st.epoch_loss_sum = st.epoch_audio_s = st.epoch_train_s = 0.0
+    st.epoch_batches = 0
 
 
 def overall_throughput(st: TrainState) -> float:
@@ -496,7 +509,7 @@ def fit(tr: Trainer, skipped: dict) -> str:
         if tr.is_main:
             tr.run.write_status(RUNNING, epoch=st.epoch, step=st.step, progress=progress(tr, 0),
                                 best_wer=st.best_wer)
-        if not complete or (cfg.max_steps and st.step >= cfg.max_steps):
+        if not complete or tr.stop_requested or (cfg.max_steps and st.step >= cfg.max_steps):
             break
     return STOPPED if tr.stop_requested else FINISHED
 

@@ -80,3 +80,20 @@ def test_best_breaks_a_wer_tie_on_validation_loss(corpus, tmp_path):
     assert len({r["wer"] for r in rows}) == 1 and len({r["valid_loss"] for r in rows}) == 3
     best = json.loads((run.best_dir / "config.json").read_text())["metrics"]
     assert best["valid_loss"] == min(r["valid_loss"] for r in rows)
+
+
+def test_a_stop_during_validation_saves_at_once_without_validating_again(corpus, tmp_path, monkeypatch):
+    import srcore.train as trainer
+    real, calls = trainer.validate, []
+
+    def stop_then_validate(tr, *args):
+        calls.append(tr.state.epoch)
+        tr.stop_requested = True  # SIGTERM arrives as validation starts
+        return real(tr, *args)
+
+    monkeypatch.setattr(trainer, "validate", stop_then_validate)
+    run = train(tiny(corpus, tmp_path / "run", epochs=5))
+    assert calls == [0]  # one validation, cut short; no second one
+    assert run.read_status()["state"] == "stopped" and run.read_metrics("epoch") == []
+    assert (run.last_dir / "model.safetensors").is_file()
+    assert json.loads((run.last_dir / "config.json").read_text()).get("metrics") is None
