@@ -25,7 +25,7 @@ import soundfile as sf
 import torch
 from plotly.subplots import make_subplots
 
-from srcore.audio import AudioError, read_audio, to_model_rate
+from srcore.audio import AudioError, is_silent, read_audio, to_model_rate
 from srcore.checkpoint import read_config, resolve_model_dir
 from srcore.evaluate import score_utterances
 from srcore.manifest import SkipReport, read_manifest
@@ -42,7 +42,6 @@ DEFAULT_RUNS_DIR = APP_DIR / "runs"
 SHIPPED_SAMPLES = APP_DIR / "samples" / "manifest.jsonl"
 MAX_UPLOAD_MB = 100  # uploads above this are refused (launch's max_file_size and the handler)
 MAX_AUDIO_MIN = MAX_AUDIO_S / 60  # longer audio is refused; up to it, it is chunked
-SILENCE_PEAK = 1e-3  # a recording whose loudest sample is below this (-60 dBFS) is silence
 LIVE_WINDOW_S = 20.0  # live transcription re-reads at most this much of the latest audio
 LIVE_EVERY_S = 1.0  # the live transcript is refreshed this often
 PLOT_MAX_S = 120.0  # the picture shows at most the first this many seconds
@@ -263,7 +262,7 @@ def transcribe_wave(recognizer: Recognizer, wave: torch.Tensor, name: str = "the
     """Transcript of a mono waveform at the model's rate, refusing silence with a message."""
     if wave.numel() == 0:
         raise UserError(f"{name} is empty: nothing was recorded.")
-    if float(wave.abs().max()) < SILENCE_PEAK:
+    if is_silent(wave):
         raise UserError(f"{name} is silent: nothing to transcribe.")
     try:
         return recognizer.transcribe_wave(wave)
@@ -314,7 +313,7 @@ def transcribe(audio_path, decoding: str = GREEDY, beam_size: float = DEFAULT_BE
     started = time.perf_counter()
     name = check_upload(audio_path)
     recognizer = get_recognizer(model_dir, beam_width(decoding, beam_size))
-    wave = read_audio(audio_path, recognizer.sample_rate)
+    wave = read_audio(audio_path, recognizer.sample_rate, MAX_AUDIO_S)
     result = transcribe_wave(recognizer, wave, name)
     figure = heard_figure(recognizer, wave, result) if show_picture else None
     took = time.perf_counter() - started
@@ -339,7 +338,7 @@ def reset_live():
 
 def _words_in(recognizer: Recognizer, samples: np.ndarray, rate: int) -> str:
     """Transcript of a piece of a live recording; silence and slivers are no words."""
-    if samples.size < MIN_AUDIO_S * rate or float(np.abs(samples).max()) < SILENCE_PEAK:
+    if samples.size < MIN_AUDIO_S * rate or is_silent(samples):
         return ""
     return recognizer.transcribe(samples, rate).text
 

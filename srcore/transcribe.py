@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .audio import AudioError, read_audio, to_model_rate
+from .audio import AudioError, is_silent, read_audio, to_model_rate
 from .checkpoint import load_model, resolve_model_dir
 from .decoding import make_decoder
 from .features import LogMel
@@ -108,7 +108,9 @@ class Recognizer:
         return self.transcribe_wave(to_model_rate(samples, sample_rate, self.sample_rate))
 
     def transcribe_file(self, path) -> Transcript:
-        wave = read_audio(path, self.sample_rate)
+        wave = read_audio(path, self.sample_rate, MAX_AUDIO_S)
+        if is_silent(wave):
+            raise AudioError(f"{Path(path).name}: the audio is silent, nothing to transcribe")
         try:
             return self.transcribe_wave(wave)
         except AudioError as exc:

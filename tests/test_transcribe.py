@@ -52,7 +52,7 @@ def test_bad_audio_is_a_clear_error(trained_model, tmp_path):
     with pytest.raises(AudioError, match="notes.wav.*unreadable"):
         recognizer.transcribe_file(fake)
     blip = tmp_path / "blip.wav"
-    sf.write(blip, np.zeros(100, np.float32), SAMPLE_RATE)
+    sf.write(blip, np.full(100, 0.3, np.float32), SAMPLE_RATE)
     with pytest.raises(AudioError, match="blip.wav.*too short"):
         recognizer.transcribe_file(blip)
 
@@ -96,3 +96,12 @@ def test_evaluate_over_nothing_fails_and_says_why(trained_model, tmp_path, rows)
                              "--manifest", str(manifest)], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "no clip could be scored" in result.stderr
     assert '"wer"' not in result.stdout
+
+
+def test_a_silent_file_is_said_to_be_silent(trained_model, tmp_path):
+    path = tmp_path / "quiet.wav"
+    sf.write(path, np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    result = subprocess.run([sys.executable, "-m", "srcore.transcribe", "--model", str(trained_model),
+                             str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "quiet.wav: the audio is silent" in result.stderr
+    assert result.stdout.strip() == ""
