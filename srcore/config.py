@@ -50,6 +50,8 @@ class TrainConfig:
     amp: bool = option(True, "mixed precision on CUDA")
     cpu_amp: bool = option(False, "bfloat16 autocast on CPU (fast where it has AMX or AVX512-BF16)")
     max_duration: float = option(30.0, "longer clips are skipped (seconds)")
+    check_audio: bool = option(False, "open every clip's header when reading manifests, even where "
+                                      "the row stores its duration")
     max_batch_seconds: float = option(0.0, "cap on the audio in one batch (0: batches capped by count)")
     init_from: str = option("", "start from the weights of this model directory (fine-tuning)")
     save_every: int = option(0, "also checkpoint every N steps (0: at epoch ends only)")

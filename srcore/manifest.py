@@ -50,53 +50,85 @@ class SkipReport:
         return f"skipped {self.total} clips ({parts})"
 
 
-def _check_row(row: dict, root: Path, max_duration: float) -> Utterance:
-    """Validate one manifest row; raise ValueError with the reason if it can't be used."""
-    if not isinstance(row, dict) or "key" not in row or "text" not in row:
-        raise ValueError("row lacks 'key' or 'text'")
-    path = Path(row["key"])
+AUDIO_KEYS = ("key", "audio_filepath")  # native, NeMo
+
+
+def _audio_key(row: dict) -> str:
+    key = next((row[k] for k in AUDIO_KEYS if k in row), None)
+    if key is None or "text" not in row:
+        raise ValueError("row lacks 'key' (or 'audio_filepath') or 'text'")
+    if not isinstance(key, str) or not key.strip():
+        raise ValueError("'key' must be a file path")
+    if not isinstance(row["text"], str):
+        raise ValueError("'text' must be a string")
+    return key
+
+
+def _stored_duration(row: dict) -> float | None:
+    value = row.get("duration")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf"):
+        return float(value)
+    return None
+
+
+def _check_row(row: dict, root: Path, max_duration: float, check_audio: bool) -> Utterance:
+    """Validate one manifest row; raise ValueError with the reason if it can't be used. A stored
+    duration is trusted (the audio is opened at load time) unless `check_audio`."""
+    if not isinstance(row, dict):
+        raise ValueError("row is not a JSON object")
+    path = Path(_audio_key(row))
     path = path if path.is_absolute() else root / path
     if not normalize_text(row["text"]):
         raise ValueError("empty transcript")
     if not path.is_file():
         raise ValueError("missing audio file")
-    try:
-        info = sf.info(str(path))
-    except Exception:
-        raise ValueError("unreadable audio file") from None
-    duration = info.frames / info.samplerate if info.samplerate else 0.0
+    duration = _stored_duration(row)
+    if duration is None or check_audio:
+        try:
+            info = sf.info(str(path))
+        except Exception:
+            raise ValueError("unreadable audio file") from None
+        duration = info.frames / info.samplerate if info.samplerate else 0.0
     if duration <= 0:
         raise ValueError("empty audio file")
     if duration > max_duration:
         raise ValueError(f"longer than {max_duration:g} s")
-    return Utterance(str(path), str(row["text"]), round(duration, 3), str(row.get("speaker", "")))
+    return Utterance(str(path), row["text"], round(duration, 3), str(row.get("speaker", "")))
 
 
 def read_manifest(manifest, max_duration: float = MAX_DURATION_S,
-                  report: SkipReport | None = None) -> list[Utterance]:
-    """All usable utterances of a manifest; bad rows are skipped and counted in `report`."""
+                  report: SkipReport | None = None, check_audio: bool = False) -> list[Utterance]:
+    """All usable utterances of a manifest; bad rows are skipped and counted in `report`.
+    `check_audio` opens every clip's header even where the row stores its duration."""
     manifest = Path(manifest)
+    if manifest.is_dir():
+        raise FileNotFoundError(f"{manifest}: a folder, not a manifest (a .jsonl file)")
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: manifest not found")
     report = report if report is not None else SkipReport()
+    skipped_before = report.total
     root = manifest.resolve().parent
     utterances = []
-    with open(manifest, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{manifest}:{line_no}"
-            try:
-                row = json.loads(line)
-                utterances.append(_check_row(row, root, max_duration))
-                continue
-            except json.JSONDecodeError:
-                reason = "not valid JSON"
-            except ValueError as exc:
-                reason = str(exc)
-            report.add(f"{where} ({row.get('key', '?') if isinstance(row, dict) else '?'})"
-                       if reason != "not valid JSON" else where, reason)
-    if report.total:
+    with open(manifest, encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not a row
+        try:
+            lines = list(f)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{manifest}: not UTF-8 text (byte {exc.start}); manifests are "
+                             "JSON lines in UTF-8") from None
+    for line_no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{manifest}:{line_no}"
+        try:
+            row = json.loads(line)
+            utterances.append(_check_row(row, root, max_duration, check_audio))
+            continue
+        except json.JSONDecodeError:
+            report.add(where, "not valid JSON")
+        except ValueError as exc:
+            key = next((row[k] for k in AUDIO_KEYS if k in row), "?") if isinstance(row, dict) else "?"
+            report.add(f"{where} ({key})", str(exc))
+    if report.total > skipped_before:
         log.warning("%s: %s", manifest, report.summary())
     return utterances
 

@@ -311,7 +311,7 @@ def setup_logging(run: RunFolder, is_main: bool) -> None:
 
 def load_utterances(manifest: str, cfg: TrainConfig, frames_per_second: float, role: str):
     report = SkipReport()
-    utterances = read_manifest(manifest, cfg.max_duration, report)
+    utterances = read_manifest(manifest, cfg.max_duration, report, cfg.check_audio)
     utterances = drop_unalignable(utterances, frames_per_second, report)
     log.info("%s: %d utterances, %.1f min from %s; %s", role, len(utterances),
              sum(u.duration for u in utterances) / 60, manifest, report.summary())

@@ -1,0 +1,56 @@
+"""Manifest reading: every malformed row is skipped with a reason, every unreadable file is one
+clear error; NeMo rows and byte-order marks are read."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from srcore.manifest import SkipReport, read_manifest
+
+
+@pytest.fixture
+def clip(tmp_path):
+    sf.write(tmp_path / "a.wav", np.full(8000, 0.1, np.float32), 16000)
+    return tmp_path / "a.wav"
+
+
+def write_rows(path, rows, prefix=""):
+    path.write_text(prefix + "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("row, reason", [
+    ({"key": None, "text": "x"}, "lacks 'key'"),
+    ({"key": 5, "text": "x"}, "'key' must be a file path"),
+    ({"key": "a.wav", "text": None}, "'text' must be a string"),
+    ({"key": "a.wav", "text": 123}, "'text' must be a string"),
+    ({"key": "a.wav", "text": ["zero"]}, "'text' must be a string"),
+    ({"key": "a.wav", "text": "?!"}, "empty transcript"),
+    (["a.wav", "x"], "not a JSON object"),
+])
+def test_malformed_rows_are_skipped_with_their_reason(tmp_path, clip, row, reason):
+    manifest = write_rows(tmp_path / "m.jsonl", [{"key": "a.wav", "text": "fine"}, row])
+    report = SkipReport()
+    assert [u.text for u in read_manifest(manifest, report=report)] == ["fine"]
+    assert report.total == 1 and reason in report.examples[0] and "m.jsonl:2" in report.examples[0]
+
+
+def test_a_byte_order_mark_does_not_lose_the_first_row(tmp_path, clip):
+    manifest = write_rows(tmp_path / "m.jsonl", [{"key": "a.wav", "text": "one"}, {"key": "a.wav", "text": "two"}],
+                          prefix="\ufeff")
+    assert [u.text for u in read_manifest(manifest)] == ["one", "two"]
+
+
+def test_nemo_rows_and_stored_durations(tmp_path, clip):
+    manifest = write_rows(tmp_path / "m.jsonl", [{"audio_filepath": "a.wav", "text": "nemo", "duration": 7.0}])
+    assert read_manifest(manifest)[0].duration == 7.0  # trusted: the audio is not opened
+    assert read_manifest(manifest, check_audio=True)[0].duration == 0.5  # --check-audio looks
+
+
+def test_unreadable_manifests_are_one_error_naming_the_file(tmp_path, clip):
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"key": "a.wav", "text": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match="latin1.jsonl: not UTF-8"):
+        read_manifest(tmp_path / "latin1.jsonl")
+    with pytest.raises(FileNotFoundError, match="a folder, not a manifest"):
+        read_manifest(tmp_path)
