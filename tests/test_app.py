@@ -91,8 +91,9 @@ def test_long_audio_is_chunked_not_rejected(trained_model, tmp_path, monkeypatch
     import srcore.transcribe
     pieces = []
     def spy(wave, rate, *args):
-        pieces.extend(real_chunk_bounds(wave, rate, *args))
-        return pieces
+        bounds = real_chunk_bounds(wave, rate, *args)
+        pieces.extend(bounds)
+        return bounds
     real_chunk_bounds = srcore.transcribe.chunk_bounds
     monkeypatch.setattr(srcore.transcribe, "chunk_bounds", spy)
     wave = np.tile(padded("go", 0.5), 30)  # about 48 s: past CHUNK_S, far below MAX_AUDIO_S
@@ -146,14 +147,14 @@ def test_bad_inputs_give_clear_messages(trained_model, tmp_path):
     expect_message(app.transcribe(str(tmp_path / "gone.wav"), app.GREEDY, 16, model), "gone.wav")
 
 
-def test_missing_model_is_a_message_not_a_crash(word_corpus, tmp_path):
+def test_missing_model_is_a_message_not_a_crash(word_corpus, tmp_path, monkeypatch):
     clip = str(clip_paths(word_corpus)["go"])
     expect_message(app.transcribe(clip, app.GREEDY, 16, str(tmp_path / "nothing")),
                    "not a model directory")
-    if not app.is_model_dir(app.DEFAULT_MODEL_DIR):
-        expect_message(app.transcribe(clip, app.GREEDY, 16, str(app.DEFAULT_MODEL_DIR)),
-                       "shipped model is not there yet")
-        assert "not there yet" in app.describe_model(str(app.DEFAULT_MODEL_DIR))
+    monkeypatch.setattr(app, "DEFAULT_MODEL_DIR", tmp_path / "checkpoints" / "default")  # a clone without it
+    expect_message(app.transcribe(clip, app.GREEDY, 16, str(app.DEFAULT_MODEL_DIR)),
+                   "shipped model is not there yet")
+    assert "not there yet" in app.describe_model(str(app.DEFAULT_MODEL_DIR))
 
 
 def test_unexpected_errors_become_messages(trained_model, word_corpus, monkeypatch):

@@ -15,6 +15,8 @@ import soundfile as sf
 import app
 from conftest import CHROMIUM, CHROMIUM_ARGS, SAMPLE_RATE, WAIT_S, free_port, speak
 
+pytestmark = pytest.mark.browser
+
 
 sync_api = pytest.importorskip("playwright.sync_api",
                                reason="the Python package `playwright` is not installed")

@@ -12,6 +12,8 @@ from srcore.run import RUNNING, STOPPED, RunFolder, pid_alive
 
 from conftest import WAIT_S, wait_until
 
+pytestmark = pytest.mark.slow
+
 
 
 def endless_options(manifest: Path, **overrides) -> dict:
