@@ -1,4 +1,4 @@
-"""The shipped model's recipe as code: corpus -> language model -> training -> tuning -> card.
+"""The shipped model's recipe as code: corpus -> training -> language model -> tuning -> card.
 
     python -m srcore.recipe default --out runs/default [--ship checkpoints/default]
 
@@ -231,8 +231,8 @@ class Recipe:
     def __call__(self) -> None:
         self.log(f"recipe default: {json.dumps(asdict(self), default=str)}")
         self.stage("corpus", self.make_corpus)
-        self.stage("lm", self.build_lm)
         self.stage("train", self.train)
+        self.stage("lm", self.build_lm)
         self.stage("package", self.package)
         self.stage("evaluate", self.evaluate)
         self.stage("card", self.card)
