@@ -50,7 +50,7 @@ import torch
 import torchaudio.functional as AF
 
 from .audio import to_model_rate, write_audio
-from .manifest import write_manifest
+from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE, write_manifest
 from .text import number_to_words, normalize_text
 from . import voices as extra
 from .voices import VoiceSettings
@@ -64,7 +64,6 @@ VALID_FRACTION = 0.05          # of the requested hours
 MIN_CLIPS = {"train": 4, "valid": 4}
 VALID_TEXT_BUCKETS = 10        # 1 bucket in 10 of the normalised-text hash is validation text
 MIN_VALID_WORDS = 3            # shorter texts (single digits, "stop") stay in training
-SUMMARY_FILE = "synth_summary.json"
 PLAN_FILE = "synth_plan.json"   # {clip path: what it says and how} of the clips in audio/ (resuming)
 AUDIO_FORMATS = ("flac", "ogg", "wav")  # flac: lossless; ogg (Vorbis): about 3x smaller
 # Share of the hours each engine gets when all are usable (renormalised over the usable ones);
