@@ -12,8 +12,8 @@ import logging
 import os
 import random
 import re
-import threading
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +32,14 @@ from srcore.manifest import SkipReport, read_manifest
 from srcore.metrics import ErrorCounts, word_diff
 from srcore.run import list_runs
 from srcore.text import CHARS
-from srcore.transcribe import (CUT_SEARCH_S, DEFAULT_MODEL_DIR, MAX_AUDIO_S, MIN_AUDIO_S,
-                               Recognizer, chunk_bounds)
+from srcore.transcribe import (
+    CUT_SEARCH_S,
+    DEFAULT_MODEL_DIR,
+    MAX_AUDIO_S,
+    MIN_AUDIO_S,
+    Recognizer,
+    chunk_bounds,
+)
 
 log = logging.getLogger("srcore.app")
 

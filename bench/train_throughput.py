@@ -13,8 +13,8 @@ autocast with --cpu-amp where the CPU has AMX/AVX512-BF16, else float32) and `sr
 (srcore.train in float32, to show what the precision contributes). The last line is one JSON object.
 """
 import argparse
-import statistics
 import json
+import statistics
 import sys
 from pathlib import Path
 

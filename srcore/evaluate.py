@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from .audio import AudioError
 from .manifest import SkipReport, read_manifest
 from .metrics import ErrorCounts, error_counts, format_diff

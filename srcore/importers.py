@@ -158,7 +158,7 @@ def _require_dir(src: Path, kind: str) -> None:
         raise CorpusFormatError(f"{src}: expected a {kind} folder")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _soundfile_reads(suffix: str) -> bool:
     """Whether this libsndfile build can read files with `suffix` (mp3 needs libsndfile >= 1.1)."""
     return suffix.lstrip(".").upper() in sf.available_formats()

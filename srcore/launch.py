@@ -22,9 +22,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .run import FINISHED, RUNNING, STALE, STOPPED, RunFolder, pid_alive, tail
-from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
 from .config import HUB_TOKEN_ENV, TRAIN_MODULE, TrainConfig, config_to_arguments
+from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
+from .run import FINISHED, RUNNING, STALE, STOPPED, RunFolder, pid_alive, tail
 
 RUNS_ENV, DEFAULT_RUNS = "SRCORE_RUNS", "runs"
 DATA_ENV, DEFAULT_DATA = "SRCORE_DATA", "corpus"

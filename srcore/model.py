@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from .features import SEED_FEATURES, FeatureConfig, SpecAugmentConfig
 from .text import NUM_CLASSES
 
-
 ARCHITECTURE_NAMES = ("seed", "default")
 LIMITS = {"n_mels": (8, 256), "num_classes": (2, 1024), "hidden_size": (8, 1536), "num_layers": (1, 8),
           "conv_channels": (8, 1024), "stride": (1, 8), "sample_rate": (4000, 48000),

@@ -22,8 +22,8 @@ from safetensors import safe_open
 
 from . import __version__
 from .checkpoint import WEIGHTS_FILE, read_config, resolve_model_dir
-from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
 from .config import TRAIN_MODULE, TrainConfig, config_to_arguments
+from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
 
 CARD_FILE = "README.md"
 TASK_TYPE, TASK_NAME = "automatic-speech-recognition", "Speech Recognition"

@@ -51,7 +51,7 @@ class Budget:
     batch_size: int
 
     @classmethod
-    def for_machine(cls, gpu: bool, cores: int) -> "Budget":
+    def for_machine(cls, gpu: bool, cores: int) -> Budget:
         if gpu:
             return cls(synth_hours=10.0, kokoro_hours=6.0, train_minutes=45.0,
                        workers=max(1, cores - 1), batch_size=64)

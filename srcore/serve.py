@@ -1,7 +1,6 @@
 """`srcore app` and `srcore dashboard`: start the Gradio app or the Streamlit dashboard of a
 checkout (app.py and dashboard/ live beside the package, as a Hugging Face Space expects)."""
 import os
-import subprocess
 import sys
 from pathlib import Path
 

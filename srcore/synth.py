@@ -49,10 +49,11 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .audio import to_model_rate, write_audio
-from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE, write_manifest
-from .text import number_to_words, normalize_text
 from . import voices as extra
+from .audio import to_model_rate, write_audio
+from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
+from .manifest import write_manifest
+from .text import normalize_text, number_to_words
 from .voices import VoiceSettings
 
 log = logging.getLogger(__name__)
@@ -731,7 +732,7 @@ BABBLE_CLIPS = 24
 BABBLE_SEED = 7919             # the babble bank is the same for every corpus
 POOL_CHUNKSIZE = 4
 _ENGINES: dict = {}
-_RENDERER: "Renderer | None" = None
+_RENDERER: Renderer | None = None
 
 
 def get_engine(name: str):

@@ -3,7 +3,6 @@
 Multi-process: `torchrun --nproc_per_node N -m srcore.train ...` (DDP; gloo on CPU, NCCL on GPU).
 """
 import argparse
-import json
 import logging
 import math
 import os
@@ -11,7 +10,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,9 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .config import TrainConfig, add_config_arguments, config_from_args
-from .checkpoint import load_model, load_resume_state, unwrap, write_model_dir
 from .augment import WaveAugmentConfig
+from .checkpoint import load_model, load_resume_state, unwrap, write_model_dir
+from .config import TrainConfig, add_config_arguments, config_from_args
 from .dataset import BucketBatchSampler, SpeechDataset, collate, drop_unalignable
 from .decoding import greedy_decode
 from .features import SpecAugment

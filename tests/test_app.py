@@ -16,9 +16,9 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
+from conftest import SAMPLE_RATE, WORDS, free_port, speak
 
 import app
-from conftest import SAMPLE_RATE, WORDS, free_port, speak
 
 REPO = Path(__file__).resolve().parent.parent
 

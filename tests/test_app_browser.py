@@ -11,9 +11,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import CHROMIUM, CHROMIUM_ARGS, SAMPLE_RATE, WAIT_S, free_port, speak
 
 import app
-from conftest import CHROMIUM, CHROMIUM_ARGS, SAMPLE_RATE, WAIT_S, free_port, speak
 
 pytestmark = pytest.mark.browser
 

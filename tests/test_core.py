@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLE_RATE, WORDS, free_port, speak, write_corpus
 from safetensors.torch import load_file
 
 from srcore.checkpoint import load_model
@@ -17,8 +18,6 @@ from srcore.run import RunFolder
 from srcore.text import BLANK, CHARS, NUM_CLASSES, decode_ids, encode, normalize_text, number_to_words
 from srcore.train import TrainConfig, train
 from srcore.transcribe import DEFAULT_MODEL_DIR
-
-from conftest import SAMPLE_RATE, WORDS, free_port, speak, write_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,13 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, WAIT_S, free_port, wait_until
 from huggingface_hub import ModelCard, RepoUrl
 from streamlit.testing.v1 import AppTest
 
 from srcore import hub, launch
 from srcore.run import FAILED, FINISHED, RUNNING, STOPPED, RunFolder, pid_alive
-
-from conftest import CHROMIUM, CHROMIUM_ARGS, WAIT_S, free_port, wait_until
 
 PROJECT = Path(__file__).resolve().parent.parent
 APP = PROJECT / "dashboard" / "streamlit_app.py"

@@ -6,11 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import WAIT_S, wait_until
 
 from srcore import launch
 from srcore.run import RUNNING, STOPPED, RunFolder, pid_alive
-
-from conftest import WAIT_S, wait_until
 
 pytestmark = pytest.mark.slow
 

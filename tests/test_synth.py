@@ -91,7 +91,7 @@ def test_text_variety():
 
 def test_every_template_slot_fills():
     generator = synth.TextGenerator(np.random.default_rng(3))
-    for kind, templates in synth._templates().items():
+    for templates in synth._templates().values():
         for template in templates:
             assert normalize_text(generator.fill(template)), template
 

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import pytest
 import torch
+from conftest import WORDS, write_corpus
 from safetensors.torch import load_file
 
-from conftest import WORDS, write_corpus
 from srcore.config import TrainConfig
 from srcore.run import RunFolder, RunInUse
 from srcore.train import train

@@ -6,11 +6,10 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import SAMPLE_RATE, WORDS, speak
 
 from srcore.audio import AudioError
 from srcore.transcribe import Recognizer, chunk_bounds
-
-from conftest import SAMPLE_RATE, WORDS, speak
 
 
 def test_recognizer_hears_each_training_word(trained_model, word_corpus):
@@ -24,7 +23,8 @@ def test_any_rate_and_stereo_give_the_same_words(trained_model):
     recognizer = Recognizer.load(trained_model)
     mono = np.concatenate([np.zeros(1600, np.float32), speak("stop"), np.zeros(1600, np.float32)])
     stereo_44k = np.stack([mono, mono], axis=1)
-    import torch, torchaudio
+    import torch
+    import torchaudio
     stereo_44k = torchaudio.functional.resample(torch.from_numpy(stereo_44k.T.copy()), SAMPLE_RATE,
                                                 44100).T.numpy()
     result = recognizer.transcribe(stereo_44k, 44100)

@@ -3,10 +3,17 @@ import shlex
 
 import streamlit as st
 
-from srcore.launch import (LaunchError, data_root, find_manifests, runs_root, start_synth,
-                           start_training, synth_state)
-from srcore.model import PRESETS
 from srcore.config import TrainConfig
+from srcore.launch import (
+    LaunchError,
+    data_root,
+    find_manifests,
+    runs_root,
+    start_synth,
+    start_training,
+    synth_state,
+)
+from srcore.model import PRESETS
 
 DEVICES = ["auto", "cpu", "cuda"]
 DEFAULTS = TrainConfig()
