@@ -31,6 +31,8 @@ from .modelcard import CARD_FILE, card_spec, render_card
 from .run import RunFolder
 
 BUNDLE_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+# Published when the model directory has them: the tokenizer, the decoder's settings and word LM.
+OPTIONAL_FILES = ("tokens.txt", "decoding.json", "lm/lm.arpa", "lm/lexicon.txt", "lm/lm.json")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 MASK = "***"
 LIBRARY = {"library_name": "srcore", "library_version": __version__}
@@ -65,7 +67,8 @@ def save_pretrained(model_dir_or_run, out_dir, repo_id: str = "", card_options: 
     if out_dir.resolve() == source.resolve():
         raise HubError(f"{out_dir}: choose a folder other than the model directory")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in BUNDLE_FILES:
+    for name in (*BUNDLE_FILES, *(f for f in OPTIONAL_FILES if (source / f).is_file())):
+        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / name, out_dir / name)
     (out_dir / CARD_FILE).write_text(card_text(source, repo_id, card_options), encoding="utf-8")
     return out_dir
@@ -97,7 +100,7 @@ def download(repo_id: str, revision: str | None = None, token: str | None = None
     if not is_repo_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub model id (USER/NAME)")
     local = snapshot_download(repo_id, revision=revision, token=token,
-                              allow_patterns=[*BUNDLE_FILES, CARD_FILE], **LIBRARY)
+                              allow_patterns=[*BUNDLE_FILES, *OPTIONAL_FILES, CARD_FILE], **LIBRARY)
     return resolve_model_dir(local)
 
 

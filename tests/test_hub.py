@@ -17,7 +17,7 @@ from srcore.train import parse_args
 
 TOKEN = "hf_testTOKEN0123456789abcdefSECRET"
 REPO = "someone/tiny-words"
-BUNDLE = {"README.md", CONFIG_FILE, WEIGHTS_FILE}
+BUNDLE = {"README.md", CONFIG_FILE, WEIGHTS_FILE, "tokens.txt"}
 
 
 class RecordingHfApi:
@@ -106,7 +106,7 @@ def test_from_pretrained_downloads_a_repo_id_only(monkeypatch, trained_run, tmp_
     assert hub.from_pretrained(REPO, revision="v1") == tmp_path / "cache"
     (repo_id, kwargs), = calls
     assert repo_id == REPO and kwargs["revision"] == "v1"
-    assert set(kwargs["allow_patterns"]) == BUNDLE
+    assert set(kwargs["allow_patterns"]) == BUNDLE | set(hub.OPTIONAL_FILES)
     with pytest.raises(FileNotFoundError):
         hub.from_pretrained(str(tmp_path / "no" / "such" / "dir"))
     assert len(calls) == 1
@@ -200,3 +200,16 @@ def test_cli_save(trained_run, tmp_path, capsys):
     hub.main(["save", str(trained_run), "--out", str(tmp_path / "bundle")])
     assert capsys.readouterr().out.strip() == str(tmp_path / "bundle")
     assert {p.name for p in (tmp_path / "bundle").iterdir()} == BUNDLE
+
+
+def test_the_bundle_carries_the_word_lm_and_decoding_settings(trained_model, tmp_path):
+    import shutil
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model, model_dir)
+    (model_dir / "lm").mkdir()
+    for name in ("lm.arpa", "lexicon.txt", "lm.json"):
+        (model_dir / "lm" / name).write_text(name)
+    (model_dir / "decoding.json").write_text("{}")
+    out = hub.save_pretrained(model_dir, tmp_path / "bundle")
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == BUNDLE | {
+        "decoding.json", "lm/lm.arpa", "lm/lexicon.txt", "lm/lm.json"}
