@@ -1,9 +1,43 @@
-"""CTC decoding: greedy by default, beam search with torchaudio's flashlight decoder on request."""
+"""CTC decoding: greedy, or beam search (flashlight-text) with a lexicon and a word n-gram LM.
+
+Every decoder maps (log_probs (frames, classes), length) -> text.
+
+- `greedy_decode`: best path, collapse repeats, drop blanks.
+- `BeamDecoder(beam_size, lexicon, lm, lm_weight, word_score, beam_threshold)`: with `lm` an LM
+  folder (below) it is lexicon-constrained beam search with the n-gram LM; with a lexicon and/or a
+  KenLM file (ARPA or binary) it is the same with those files; with neither it is lexicon-free beam
+  search over characters. The LM, lexicon and trie are loaded once per process and shared
+  (`load_lm_resources`); a BeamDecoder itself is not re-entrant: one call at a time.
+- `make_decoder(beam, lexicon, lm, **options)`: greedy when beam <= 1 and no LM, else a BeamDecoder.
+- `load_decoding(model_dir)`: the decoder a model directory asks for (one call for transcribe,
+  evaluate and the app): its LM with its tuned weights when it has one, else greedy.
+
+Layout of a model directory with an LM (`python -m srcore.lm build` and `tune` write these files):
+
+    MODEL_DIR/config.json, model.safetensors, tokens.txt   the acoustic model
+    MODEL_DIR/lm/lm.arpa        word n-gram LM (ARPA, interpolated modified Kneser-Ney)
+    MODEL_DIR/lm/lexicon.txt    `word w o r d |` per line: the words the decoder may output
+    MODEL_DIR/lm/lm.json        sources, licences, sizes, the build command
+    MODEL_DIR/decoding.json     {"decoder": "lexicon+lm", "lm": "lm", "beam_size": 32,
+                                 "beam_threshold": 20, "lm_weight": 1.0, "word_score": 0.0, ...}
+                                (written by `python -m srcore.lm tune --write`; optional: without
+                                it an lm/ folder is used with DEFAULT_LM_OPTIONS; "decoder":
+                                "greedy" forces greedy decoding)
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
 import torch
 
 from .text import BLANK, CHARS
 
 _BEAM_TOKENS = [c if c != " " else "|" for c in CHARS] + ["<blank>"]
+SIL_TOKEN, UNK_WORD = "|", "<unk>"
+ARPA_FILE, LEXICON_FILE, DECODING_FILE, LM_DIR = "lm.arpa", "lexicon.txt", "decoding.json", "lm"
+DEFAULT_LM_OPTIONS = {"beam_size": 32, "beam_threshold": 20.0, "lm_weight": 1.0, "word_score": 0.0}
 
 
 def greedy_decode(log_probs: torch.Tensor, length: int | None = None) -> str:
@@ -17,25 +51,177 @@ def greedy_decode(log_probs: torch.Tensor, length: int | None = None) -> str:
     return " ".join("".join(chars).split())
 
 
+class LMResources:
+    """What a decoder loads once: token and word dictionaries, the KenLM model, the lexicon trie."""
+
+    def __init__(self, lexicon: str | None = None, lm: str | None = None):
+        from flashlight.lib.text.decoder import SmearingMode, Trie, ZeroLM
+        from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
+        import time
+        started = time.perf_counter()
+        self.tokens = Dictionary(_BEAM_TOKENS)
+        self.blank = self.tokens.get_index("<blank>")
+        self.silence = self.tokens.get_index(SIL_TOKEN)
+        self.lexicon_path, self.lm_path = lexicon, lm
+        self.words = self.trie = None
+        if lexicon:
+            spellings = load_words(str(lexicon))
+            self.words = create_word_dict(spellings)
+            if not self.words.contains(UNK_WORD):
+                self.words.add_entry(UNK_WORD)
+        if lm:
+            if self.words is None:
+                raise ValueError("a word LM needs a lexicon (lexicon-free decoding with a word "
+                                 "LM is not supported)")
+            from flashlight.lib.text.decoder.kenlm import KenLM
+            self.lm = KenLM(str(lm), self.words)
+        else:
+            self.lm = ZeroLM()
+        if lexicon:
+            self.trie = Trie(self.tokens.index_size(), self.silence)
+            start = self.lm.start(False)
+            for word, variants in spellings.items():
+                index = self.words.get_index(word)
+                _, score = self.lm.score(start, index)
+                for spelling in variants:
+                    self.trie.insert([self.tokens.get_index(t) for t in spelling], index, score)
+            self.trie.smear(SmearingMode.MAX)
+            self.unk = self.words.get_index(UNK_WORD)
+        self.load_s = time.perf_counter() - started
+
+
+_RESOURCES: dict = {}
+_RESOURCES_LOCK = threading.Lock()
+
+
+def load_lm_resources(lexicon: str | None, lm: str | None) -> LMResources:
+    """LMResources for these files, loaded once per process (keyed by path, size and mtime)."""
+    def stamp(path):
+        if not path:
+            return None
+        st = Path(path).stat()
+        return str(Path(path).resolve()), st.st_size, st.st_mtime_ns
+    key = (stamp(lexicon), stamp(lm))
+    with _RESOURCES_LOCK:
+        if key not in _RESOURCES:
+            _RESOURCES[key] = LMResources(lexicon, lm)
+        return _RESOURCES[key]
+
+
+def lm_files(lm_dir) -> tuple[str, str]:
+    """(lexicon, arpa) of an LM folder; FileNotFoundError if either is missing."""
+    lm_dir = Path(lm_dir)
+    lexicon, arpa = lm_dir / LEXICON_FILE, lm_dir / ARPA_FILE
+    for path in (lexicon, arpa):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (build it with python -m srcore.lm build)")
+    return str(lexicon), str(arpa)
+
+
 class BeamDecoder:
-    """Lexicon-free (or lexicon + KenLM) beam search over characters."""
+    """Beam search over characters: lexicon-constrained with a word LM, or lexicon-free."""
 
     def __init__(self, beam_size: int = 16, lexicon: str | None = None, lm: str | None = None,
-                 lm_weight: float = 0.5, word_score: float = 0.0):
-        from torchaudio.models.decoder import ctc_decoder
-        self.decoder = ctc_decoder(lexicon=lexicon, tokens=_BEAM_TOKENS, lm=lm, beam_size=beam_size,
-                                   blank_token="<blank>", sil_token="|", unk_word="<unk>",
-                                   lm_weight=lm_weight, word_score=word_score)
+                 lm_weight: float = 0.5, word_score: float = 0.0, beam_threshold: float = 25.0,
+                 sil_score: float = 0.0, beam_size_token: int | None = None):
+        from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder, LexiconDecoderOptions,
+                                                 LexiconFreeDecoder, LexiconFreeDecoderOptions)
+        if lm and Path(lm).is_dir():  # an LM folder: its lexicon and ARPA
+            lexicon, lm = lm_files(lm)
+        self.resources = r = load_lm_resources(lexicon, lm)
+        self.options = {"beam_size": beam_size, "beam_threshold": beam_threshold,
+                        "lm_weight": lm_weight if lm else 0.0, "word_score": word_score,
+                        "lexicon": bool(lexicon), "lm": bool(lm)}
+        token_beam = beam_size_token or r.tokens.index_size()
+        if r.trie is not None:
+            options = LexiconDecoderOptions(
+                beam_size=beam_size, beam_size_token=token_beam, beam_threshold=beam_threshold,
+                lm_weight=lm_weight, word_score=word_score, unk_score=float("-inf"),
+                sil_score=sil_score, log_add=False, criterion_type=CriterionType.CTC)
+            self.decoder = LexiconDecoder(options, r.trie, r.lm, r.silence, r.blank, r.unk, [], False)
+        else:
+            options = LexiconFreeDecoderOptions(
+                beam_size=beam_size, beam_size_token=token_beam, beam_threshold=beam_threshold,
+                lm_weight=0.0, sil_score=sil_score, log_add=False, criterion_type=CriterionType.CTC)
+            self.decoder = LexiconFreeDecoder(options, r.lm, r.silence, r.blank, [])
+
+    def describe(self) -> str:
+        o = self.options
+        if o["lm"]:
+            return (f"beam search {o['beam_size']}, lexicon + LM (lm_weight {o['lm_weight']:g}, "
+                    f"word_score {o['word_score']:g})")
+        return f"beam search {o['beam_size']}" + (", lexicon" if o["lexicon"] else "")
 
     def __call__(self, log_probs: torch.Tensor, length: int | None = None) -> str:
-        emissions = log_probs[:length].unsqueeze(0).float().cpu().contiguous()
-        best = self.decoder(emissions)[0][0]
-        if best.words:
-            return " ".join(best.words)
-        text = "".join(_BEAM_TOKENS[t] for t in best.tokens.tolist() if t != BLANK)
-        return " ".join(text.replace("|", " ").split())
+        emissions = log_probs[:length].detach().float().cpu()
+        if self.resources.trie is not None:
+            # one extra frame of certain word boundary: a word still being spelled at the end is
+            # finished (lexicon spellings end with "|"), others just repeat or skip it
+            end = torch.full((1, emissions.shape[1]), -30.0)
+            end[0, self.resources.silence] = 0.0
+            emissions = torch.cat([emissions, end])
+        emissions = emissions.contiguous()
+        frames, classes = emissions.shape
+        if frames == 0:
+            return ""
+        results = self.decoder.decode(emissions.data_ptr(), frames, classes)
+        if not results:
+            return ""
+        best = results[0]
+        if self.resources.trie is not None:
+            words = [self.resources.words.get_entry(w) for w in best.words if w >= 0]
+            return " ".join(w for w in words if w != UNK_WORD)
+        tokens, previous = [], None
+        for t in best.tokens:
+            if t != previous and 0 <= t < len(CHARS):
+                tokens.append(CHARS[t])
+            previous = t
+        return " ".join("".join(tokens).split())
 
 
-def make_decoder(beam: int = 0, lexicon: str | None = None, lm: str | None = None):
-    """Greedy when beam <= 1, else a BeamDecoder; both map (frames, classes) -> text."""
-    return greedy_decode if beam <= 1 and not lm else BeamDecoder(max(beam, 2), lexicon, lm)
+def make_decoder(beam: int = 0, lexicon: str | None = None, lm: str | None = None, **options):
+    """Greedy when beam <= 1 and no LM, else a BeamDecoder (`lm` may be an LM folder); `options`:
+    lm_weight, word_score, beam_threshold, sil_score. Both map (frames, classes) -> text."""
+    if beam <= 1 and not lm and not lexicon:
+        return greedy_decode
+    defaults = DEFAULT_LM_OPTIONS if lm else {}
+    beam = beam if beam > 1 else defaults.get("beam_size", 16)
+    kwargs = {k: v for k, v in defaults.items() if k != "beam_size"}
+    kwargs.update(options)
+    return BeamDecoder(beam, lexicon, lm, **kwargs)
+
+
+def decoding_settings(model_dir) -> dict:
+    """What a model directory asks for: decoding.json merged over the defaults, with "lm" the
+    LM folder's path, or {"decoder": "greedy"} when it has no (complete) LM."""
+    model_dir = Path(model_dir)
+    settings = {}
+    path = model_dir / DECODING_FILE
+    if path.is_file():
+        try:
+            settings = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if settings.get("decoder") == "greedy":
+        return {"decoder": "greedy"}
+    lm_dir = model_dir / settings.get("lm", LM_DIR)
+    if not ((lm_dir / LEXICON_FILE).is_file() and (lm_dir / ARPA_FILE).is_file()):
+        return {"decoder": "greedy"}
+    merged = {**DEFAULT_LM_OPTIONS, **{k: settings[k] for k in DEFAULT_LM_OPTIONS if k in settings}}
+    return {"decoder": "lexicon+lm", "lm": str(lm_dir), **merged}
+
+
+def load_decoding(model_dir, greedy: bool = False):
+    """The default decoder of a model directory: the LM decoder with its tuned weights when the
+    directory has lm/ (see the module docstring), else (or with greedy=True) `greedy_decode`."""
+    settings = {"decoder": "greedy"} if greedy else decoding_settings(model_dir)
+    if settings["decoder"] == "greedy":
+        return greedy_decode
+    return BeamDecoder(beam_size=int(settings["beam_size"]), lm=settings["lm"],
+                       lm_weight=float(settings["lm_weight"]), word_score=float(settings["word_score"]),
+                       beam_threshold=float(settings["beam_threshold"]))
+
+
+def describe_decoder(decoder) -> str:
+    """A short human description ("greedy", "beam search 32, lexicon + LM (...)")."""
+    return decoder.describe() if hasattr(decoder, "describe") else "greedy"

@@ -1,0 +1,148 @@
+"""The word n-gram LM (srcore.lm) and the LM decoder (srcore.decoding), on tiny data made here."""
+import json
+import math
+
+import pytest
+import torch
+
+from srcore import lm
+from srcore.decoding import BeamDecoder, greedy_decode, load_decoding, make_decoder
+from srcore.text import BLANK, CHAR_TO_ID
+
+SENTENCES = ["the cat sat on the mat", "the dog sat on the log", "a cat sat on a mat",
+             "the mat is red", "on the mat the cat sat", "the dog is big", "a dog ran to the cat"]
+
+
+def read_arpa(path):
+    """{ngram tuple: log10 p}, {ngram tuple: log10 backoff}, header counts {order: n}."""
+    probs, backoffs, header, order = {}, {}, {}, 0
+    for line in open(path, encoding="utf-8"):
+        line = line.rstrip("\n")
+        if line.startswith("ngram "):
+            n, count = line[6:].split("=")
+            header[int(n)] = int(count)
+        elif line.startswith("\\") and line.endswith("-grams:"):
+            order = int(line[1:line.index("-")])
+        elif order and line and not line.startswith("\\"):
+            parts = line.split("\t")
+            gram = tuple(parts[1].split())
+            assert len(gram) == order
+            probs[gram] = float(parts[0])
+            if len(parts) > 2:
+                backoffs[gram] = float(parts[2])
+    return probs, backoffs, header
+
+
+def log10_p(probs, backoffs, history, word):
+    if history + (word,) in probs:
+        return probs[history + (word,)]
+    return backoffs.get(history, 0.0) + log10_p(probs, backoffs, history[1:], word)
+
+
+@pytest.fixture(scope="module")
+def lm_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lm")
+    text = out / "text.txt"
+    text.write_text(". ".join(s.capitalize() for s in SENTENCES * 3) + ".\n", encoding="utf-8")
+    lm.build(out, sources=[], texts=[text], prune=(0, 0, 0), log=lambda m: None)
+    return out
+
+
+def test_arpa_is_valid_and_normalised(lm_dir):
+    probs, backoffs, header = read_arpa(lm_dir / lm.ARPA_FILE)
+    assert header == {n: sum(len(g) == n for g in probs) for n in (1, 2, 3)}
+    assert all(p <= 0 for p in probs.values()) and all(b <= 1e-6 for b in backoffs.values())
+    assert probs[("<s>",)] == -99 and backoffs[("<s>",)] < 0
+    vocab = [g[0] for g in probs if len(g) == 1 and g[0] != "<s>"]
+    for history in [()] + [g for g in probs if len(g) < 3 and g[-1] != "</s>"]:
+        total = sum(10 ** log10_p(probs, backoffs, history, w) for w in vocab)
+        assert math.isclose(total, 1.0, abs_tol=1e-4), (history, total)
+    assert log10_p(probs, backoffs, ("cat",), "sat") > log10_p(probs, backoffs, ("cat",), "log")
+    lexicon = (lm_dir / lm.LEXICON_FILE).read_text(encoding="utf-8").splitlines()
+    assert "cat\tc a t |" in lexicon and not any(line.startswith("<") for line in lexicon)
+    info = json.loads((lm_dir / lm.INFO_FILE).read_text(encoding="utf-8"))
+    assert info["order"] == 3 and info["arpa_bytes"] > 0 and info["excluded_sentences"] == 0
+
+
+def test_pruned_model_stays_normalised(tmp_path):
+    import random
+    rng = random.Random(0)
+    words = "the a cat dog sat ran on in mat log red big is was".split()
+    sentences = [[rng.choice(words) for _ in range(rng.randint(2, 8))] for _ in range(300)]
+    model = lm.estimate(sentences, order=3, prune=(0, 1, 2), always=["zebra"])
+    assert model.counts["ngrams_kept"][2] < model.counts["ngrams_seen"][2]
+    model.write_arpa(tmp_path / "lm.arpa")
+    probs, backoffs, _ = read_arpa(tmp_path / "lm.arpa")
+    vocab = [g[0] for g in probs if len(g) == 1 and g[0] != "<s>"]
+    assert "zebra" in vocab
+    for history in [()] + [g for g in probs if len(g) < 3 and g[-1] != "</s>"]:
+        total = sum(10 ** log10_p(probs, backoffs, history, w) for w in vocab)
+        assert math.isclose(total, 1.0, abs_tol=1e-4), (history, total)
+
+
+def test_decontamination_drops_sentences_sharing_a_six_gram(tmp_path):
+    manifest = tmp_path / "dev.jsonl"
+    manifest.write_text(json.dumps({"audio": "x.flac", "text": "Rice is often served in round bowls."})
+                        + "\n" + json.dumps({"audio": "y.flac", "text": "Nine"}) + "\n")
+    text = tmp_path / "text.txt"
+    text.write_text("I said that rice is often served in round bowls today.\n\n"
+                    "Rice is often served in square bowls.\n\nNine of them.\n", encoding="utf-8")
+    info = lm.build(tmp_path / "out", sources=[], texts=[text], excludes=[manifest],
+                    log=lambda m: None)
+    assert info["excluded_sentences"] == 1
+    assert info["sources"][0]["sentences"] == 2
+    arpa = (tmp_path / "out" / lm.ARPA_FILE).read_text(encoding="utf-8")
+    assert "round bowls" not in arpa and "square" in arpa and "nine" in arpa
+
+
+def peaky(text: str, ambiguous: dict | None = None) -> torch.Tensor:
+    """Log-probs spelling `text`: two frames per character and a blank after each; for a
+    position in `ambiguous`, the character there competes with another (slightly more likely)."""
+    rows = []
+    for i, char in enumerate(text):
+        for _ in range(2):
+            row = torch.full((29,), -10.0)
+            if i in (ambiguous or {}):
+                row[CHAR_TO_ID[char]], row[CHAR_TO_ID[ambiguous[i]]] = -0.9, -0.5
+            else:
+                row[CHAR_TO_ID[char]] = -0.01
+            rows.append(row)
+        blank = torch.full((29,), -10.0)
+        blank[BLANK] = -0.01
+        rows.append(blank)
+    return torch.stack(rows).log_softmax(-1)
+
+
+def test_lm_decoder_fixes_a_near_miss(lm_dir):
+    emissions = peaky("the cat sat on the mat", ambiguous={10: "d"})  # "sat" or "sad"
+    assert greedy_decode(emissions) == "the cat sad on the mat"
+    decoder = BeamDecoder(beam_size=16, lm=str(lm_dir), lm_weight=1.0, word_score=0.0)
+    assert decoder(emissions) == "the cat sat on the mat"
+    assert decoder(emissions, emissions.shape[0]) == "the cat sat on the mat"
+    # the last word is finished even though no word boundary follows it
+    assert decoder(peaky("the dog")) == "the dog"
+    assert make_decoder(lm=str(lm_dir))(emissions) == "the cat sat on the mat"
+    lexicon_free = make_decoder(beam=8)
+    assert lexicon_free(emissions) == "the cat sad on the mat"
+
+
+def test_load_decoding(lm_dir, tmp_path):
+    import shutil
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    assert load_decoding(model_dir) is greedy_decode
+    shutil.copytree(lm_dir, model_dir / "lm")
+    (model_dir / "decoding.json").write_text(json.dumps(
+        {"lm": "lm", "beam_size": 8, "beam_threshold": 15, "lm_weight": 1.5, "word_score": 0.5}))
+    decoder = load_decoding(model_dir)
+    assert isinstance(decoder, BeamDecoder)
+    assert decoder.options["beam_size"] == 8 and decoder.options["lm_weight"] == 1.5
+    assert decoder(peaky("the cat sat on the mat", {10: "d"})) == "the cat sat on the mat"
+    assert load_decoding(model_dir, greedy=True) is greedy_decode
+    (model_dir / "decoding.json").write_text(json.dumps({"decoder": "greedy"}))
+    assert load_decoding(model_dir) is greedy_decode
+
+
+def test_synth_source_is_deterministic():
+    a = lm.source_sentences("synth", synth_sentences=50)
+    assert a == lm.source_sentences("synth", synth_sentences=50) and len(a) == 50
