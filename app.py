@@ -56,7 +56,8 @@ DEFAULT_SAMPLES = 10  # validation samples shown, as the original notebook did
 MAX_SAMPLES = 200
 DEFAULT_BEAM = 16
 PLOT_COLUMNS = 1000  # longest time axis drawn; longer audio is averaged down to this
-GREEDY, BEAM = "greedy", "beam search"
+GREEDY, BEAM, DEFAULT_DECODING = "greedy", "beam search", "model default (its word LM, if any)"
+MODEL_DECODING = -1  # beam_width's code for the model directory's own decoding
 DIFF_COLOURS = {"substitution": "#f59e0b", "deletion": "#ef4444", "insertion": "#22c55e"}
 DIFF_TAGS = {"sub": "substitution", "del": "deletion", "ins": "insertion"}
 WARN = "⚠️ "
@@ -83,13 +84,16 @@ _load_lock = threading.Lock()
 
 @functools.lru_cache(maxsize=4)
 def _load_model(model_dir: str, _weights_mtime: float) -> Recognizer:
-    return Recognizer.load(model_dir)
+    return Recognizer.load(model_dir, greedy=True)
 
 
 @functools.lru_cache(maxsize=16)
 def _load_recognizer(model_dir: str, beam: int, weights_mtime: float) -> Recognizer:
-    """The model's weights are loaded once per directory; each beam width gets its own decoder."""
+    """The model's weights are loaded once per directory; each decoding gets its own decoder:
+    beam MODEL_DECODING the model's own (its word LM), 0 greedy, N a character beam of width N."""
     greedy = _load_model(model_dir, weights_mtime)
+    if beam == MODEL_DECODING:
+        return Recognizer(greedy.model, greedy.config, greedy.model_dir)
     if beam <= 1:
         return greedy
     return Recognizer(greedy.model, greedy.config, greedy.model_dir, beam=beam)
@@ -117,7 +121,9 @@ def missing_model_message(model_dir) -> str:
 
 
 def beam_width(decoding: str, beam_size) -> int:
-    return int(beam_size or DEFAULT_BEAM) if decoding == BEAM else 0
+    if decoding == BEAM:
+        return int(beam_size or DEFAULT_BEAM)
+    return 0 if decoding == GREEDY else MODEL_DECODING
 
 
 def describe_model(model_dir) -> str:
@@ -313,7 +319,7 @@ def heard_figure(recognizer: Recognizer, wave: torch.Tensor, transcript) -> go.F
 
 
 @shows_errors(lambda message: ("", message, None))
-def transcribe(audio_path, decoding: str = GREEDY, beam_size: float = DEFAULT_BEAM,
+def transcribe(audio_path, decoding: str = DEFAULT_DECODING, beam_size: float = DEFAULT_BEAM,
                model_dir: str | None = None, show_picture: bool = True):
     """Audio file (wav, flac, ogg, mp3; any rate, stereo) -> (transcript, timing message, figure)."""
     started = time.perf_counter()
@@ -325,8 +331,7 @@ def transcribe(audio_path, decoding: str = GREEDY, beam_size: float = DEFAULT_BE
     took = time.perf_counter() - started
     info = (f"{result.audio_s:.2f} s of audio transcribed in {took:.2f} s "
             f"(model {result.elapsed_s:.2f} s, {result.rtf:.3f}× real time), "
-            f"{decoding if decoding == GREEDY else f'beam search ({beam_width(decoding, beam_size)})'}"
-            " decoding.")
+            f"{recognizer.decoding} decoding.")
     if not result.text:
         info = WARN + "No words recognised. " + info
     return result.text, info, figure
@@ -409,7 +414,7 @@ def summary_markdown(counts: ErrorCounts, rows: list, report: SkipReport) -> str
 
 @shows_errors(lambda message: ([], [], message, []))
 def validate(manifest, count: float = DEFAULT_SAMPLES, shuffle: bool = False,
-             decoding: str = GREEDY, beam_size: float = DEFAULT_BEAM, model_dir: str | None = None,
+             decoding: str = DEFAULT_DECODING, beam_size: float = DEFAULT_BEAM, model_dir: str | None = None,
              progress=gr.Progress(), served: ServedFolders | None = None):
     """Manifest (JSON lines) -> (table, word diff of every sample, aggregate WER/CER, samples).
     With `served`, the manifest and its clips must lie in the served folders."""
@@ -420,8 +425,8 @@ def validate(manifest, count: float = DEFAULT_SAMPLES, shuffle: bool = False,
         utterances, report = choose_utterances(manifest, count, shuffle)
     except FileNotFoundError:
         raise UserError(f"{manifest}: manifest not found.") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{Path(manifest).name} is not a JSON-lines text file.") from None
+    except ValueError:  # not UTF-8: the reader's message names the server path, this one doesn't
+        raise UserError(f"{Path(manifest).name} is not a JSON-lines text file (UTF-8).") from None
     if not utterances:
         raise UserError(f"{Path(manifest).name} has no usable clips ({report.summary()}: "
                         + "; ".join(report.examples[:3]) + ").")
@@ -529,7 +534,7 @@ def build_transcribe_tab(model_state):
                                    f"{MAX_AUDIO_MIN:.0f} min, {MAX_UPLOAD_MB} MB)",
                              elem_id="audio-input")
             with gr.Row():
-                decoding = gr.Radio([GREEDY, BEAM], value=GREEDY, label="Decoding")
+                decoding = gr.Radio([DEFAULT_DECODING, GREEDY, BEAM], value=DEFAULT_DECODING, label="Decoding")
                 beam_size = gr.Slider(2, 64, value=DEFAULT_BEAM, step=1, label="Beam width")
             show_picture = gr.Checkbox(value=True, label="Show what the model heard")
             button = gr.Button("Transcribe", variant="primary", elem_id="transcribe-button")
@@ -563,7 +568,7 @@ def build_validation_tab(model_state, runs_dir, model_dir, data_dirs=()):
     with gr.Row():
         count = gr.Slider(1, MAX_SAMPLES, value=DEFAULT_SAMPLES, step=1, label="Samples")
         shuffle = gr.Checkbox(value=False, label="Random samples (seed 0)")
-        decoding = gr.Radio([GREEDY, BEAM], value=GREEDY, label="Decoding")
+        decoding = gr.Radio([DEFAULT_DECODING, GREEDY, BEAM], value=DEFAULT_DECODING, label="Decoding")
         beam_size = gr.Slider(2, 64, value=DEFAULT_BEAM, step=1, label="Beam width")
     button = gr.Button("Score samples", variant="primary")
     summary = gr.Markdown(label="Totals")

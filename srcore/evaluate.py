@@ -97,7 +97,7 @@ def main(argv=None) -> None:
     for row in sorted(result.rows, key=lambda r: -r["wer"])[: args.show]:
         print(f"{row['wer']:.2f}  {row['diff']}", file=sys.stderr)
     summary = {**result.summary(), "model": str(recognizer.model_dir), "manifest": args.manifest,
-               "beam": args.beam, "wall_s": round(time.perf_counter() - started, 1)}
+               "decoding": recognizer.decoding, "wall_s": round(time.perf_counter() - started, 1)}
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary))

@@ -17,7 +17,7 @@ import torch
 
 from .audio import AudioError, is_silent, read_audio, to_model_rate
 from .checkpoint import load_model, resolve_model_dir
-from .decoding import make_decoder
+from .decoding import describe_decoder, greedy_decode, load_decoding, make_decoder
 from .features import LogMel
 from .model import ModelConfig
 
@@ -59,20 +59,26 @@ class Recognizer:
     """A loaded model with its feature extractor and decoder; safe to share between threads."""
 
     def __init__(self, model: torch.nn.Module, config: ModelConfig, model_dir: Path,
-                 beam: int = 0, lexicon: str | None = None, lm: str | None = None):
+                 beam: int = 0, lexicon: str | None = None, lm: str | None = None, greedy: bool = False):
+        """Decoding: the model directory's own (its word LM with tuned weights, when it has one)
+        unless `greedy`, or a beam width / lexicon / LM file asks for another."""
         self.model, self.config, self.model_dir = model.eval(), config, model_dir
         self.logmel = LogMel(config.features)
-        self.decode = make_decoder(beam, lexicon, lm)
+        if beam > 1 or lexicon or lm:
+            self.decode = make_decoder(beam, lexicon, lm)
+        else:
+            self.decode = greedy_decode if greedy else load_decoding(model_dir)
+        self.decoding = describe_decoder(self.decode)
         self.beam = beam
         self._lock = threading.Lock()  # the beam decoder is not re-entrant
         self.frame_s = config.features.hop_length * config.stride / config.features.sample_rate
 
     @classmethod
     def load(cls, model_dir=None, beam: int = 0, lexicon: str | None = None,
-             lm: str | None = None, device: str = "cpu") -> "Recognizer":
+             lm: str | None = None, device: str = "cpu", greedy: bool = False) -> "Recognizer":
         model_dir = resolve_model_dir(model_dir or DEFAULT_MODEL_DIR)
         model, config = load_model(model_dir, device)
-        return cls(model, config, model_dir, beam, lexicon, lm)
+        return cls(model, config, model_dir, beam, lexicon, lm, greedy)
 
     @property
     def sample_rate(self) -> int:
@@ -120,9 +126,13 @@ class Recognizer:
 def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and decoding options shared by the transcribe and evaluate commands."""
     parser.add_argument("--model", default=None, help=f"model directory (default: {DEFAULT_MODEL_DIR})")
-    parser.add_argument("--beam", type=int, default=0, help="beam size (default: greedy decoding)")
+    parser.add_argument("--greedy", action="store_true",
+                        help="best-path decoding, without the model's word LM")
+    parser.add_argument("--beam", type=int, default=0,
+                        help="beam width of a lexicon-free character beam search (default: the model's "
+                             "own decoding: its word LM when it has one, else greedy)")
     parser.add_argument("--lexicon", help="lexicon file for beam search (words to spellings)")
-    parser.add_argument("--lm", help="KenLM binary/ARPA language model for beam search")
+    parser.add_argument("--lm", help="KenLM binary/ARPA language model (or an LM folder) for beam search")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
 
 
@@ -131,7 +141,7 @@ def recognizer_from_args(args: argparse.Namespace) -> Recognizer:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        return Recognizer.load(args.model, args.beam, args.lexicon, args.lm)
+        return Recognizer.load(args.model, args.beam, args.lexicon, args.lm, greedy=args.greedy)
     except (FileNotFoundError, ValueError) as exc:
         sys.exit(f"error: {exc}")
 
