@@ -18,8 +18,8 @@ Layout of a model directory with an LM (`python -m srcore.lm build` and `tune` w
     MODEL_DIR/lm/lm.arpa        word n-gram LM (ARPA, interpolated modified Kneser-Ney)
     MODEL_DIR/lm/lexicon.txt    `word w o r d |` per line: the words the decoder may output
     MODEL_DIR/lm/lm.json        sources, licences, sizes, the build command
-    MODEL_DIR/decoding.json     {"decoder": "lexicon+lm", "lm": "lm", "beam_size": 32,
-                                 "beam_threshold": 20, "lm_weight": 1.0, "word_score": 0.0, ...}
+    MODEL_DIR/decoding.json     {"decoder": "lexicon+lm", "lm": "lm", "beam_size": 64,
+                                 "beam_threshold": 25, "lm_weight": 2.5, "word_score": -1, ...}
                                 (written by `python -m srcore.lm tune --write`; optional: without
                                 it an lm/ folder is used with DEFAULT_LM_OPTIONS; "decoder":
                                 "greedy" forces greedy decoding)
@@ -37,7 +37,7 @@ from .text import BLANK, CHARS
 _BEAM_TOKENS = [c if c != " " else "|" for c in CHARS] + ["<blank>"]
 SIL_TOKEN, UNK_WORD = "|", "<unk>"
 ARPA_FILE, LEXICON_FILE, DECODING_FILE, LM_DIR = "lm.arpa", "lexicon.txt", "decoding.json", "lm"
-DEFAULT_LM_OPTIONS = {"beam_size": 32, "beam_threshold": 20.0, "lm_weight": 1.0, "word_score": 0.0}
+DEFAULT_LM_OPTIONS = {"beam_size": 64, "beam_threshold": 25.0, "lm_weight": 2.0, "word_score": 0.0}
 
 
 def greedy_decode(log_probs: torch.Tensor, length: int | None = None) -> str:

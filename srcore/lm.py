@@ -610,10 +610,13 @@ def main(argv=None) -> None:
     t.add_argument("--lm", required=True, help="LM folder (from build)")
     t.add_argument("--manifest", required=True)
     t.add_argument("--write", help="write the best settings here (a decoding.json)")
-    t.add_argument("--lm-weights", type=_floats, default=[0.5, 1.0, 1.5, 2.0, 2.5])
-    t.add_argument("--word-scores", type=_floats, default=[-1.0, 0.0, 1.0, 2.0])
-    t.add_argument("--beams", type=lambda s: [int(x) for x in s.split(",")], default=[32])
-    t.add_argument("--beam-threshold", type=float, default=20.0)
+    t.add_argument("--lm-weights", type=_floats, default=[1.0, 1.5, 2.0, 2.5, 3.0, 4.0])
+    t.add_argument("--word-scores", type=_floats, default=[-2.0, -1.0, 0.0, 1.0, 2.0],
+                   help="comma-separated; write --word-scores=-1,0 for negative values")
+    t.add_argument("--beams", type=lambda s: [int(x) for x in s.split(",")], default=[64])
+    t.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                   help="another way to give the grid: lm_weight=..., word_score=..., beam=...")
+    t.add_argument("--beam-threshold", type=float, default=25.0)
     t.add_argument("--threads", type=int, default=1, help="torch threads for the model")
     args = parser.parse_args(argv)
     try:
@@ -625,6 +628,14 @@ def main(argv=None) -> None:
         else:
             import torch
             torch.set_num_threads(max(1, args.threads))
+            for item in args.grid:
+                name, _, values = item.partition("=")
+                target = {"lm_weight": "lm_weights", "word_score": "word_scores", "beam": "beams",
+                          "beam_size": "beams"}.get(name.strip())
+                if target is None or not values:
+                    raise ValueError(f"--grid {item!r}: expected lm_weight=, word_score= or beam=")
+                setattr(args, target, [int(float(v)) for v in values.split(",")] if target == "beams"
+                        else _floats(values))
             tune(args.model, args.lm, args.manifest, args.lm_weights, args.word_scores, args.beams,
                  args.beam_threshold, args.write)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
