@@ -55,9 +55,10 @@ class LMResources:
     """What a decoder loads once: token and word dictionaries, the KenLM model, the lexicon trie."""
 
     def __init__(self, lexicon: str | None = None, lm: str | None = None):
+        import time
+
         from flashlight.lib.text.decoder import SmearingMode, Trie, ZeroLM
         from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
-        import time
         started = time.perf_counter()
         self.tokens = Dictionary(_BEAM_TOKENS)
         self.blank = self.tokens.get_index("<blank>")
@@ -124,8 +125,13 @@ class BeamDecoder:
     def __init__(self, beam_size: int = 16, lexicon: str | None = None, lm: str | None = None,
                  lm_weight: float = 0.5, word_score: float = 0.0, beam_threshold: float = 25.0,
                  sil_score: float = 0.0, beam_size_token: int | None = None):
-        from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder, LexiconDecoderOptions,
-                                                 LexiconFreeDecoder, LexiconFreeDecoderOptions)
+        from flashlight.lib.text.decoder import (
+            CriterionType,
+            LexiconDecoder,
+            LexiconDecoderOptions,
+            LexiconFreeDecoder,
+            LexiconFreeDecoderOptions,
+        )
         if lm and Path(lm).is_dir():  # an LM folder: its lexicon and ARPA
             lexicon, lm = lm_files(lm)
         self.resources = r = load_lm_resources(lexicon, lm)
