@@ -7,7 +7,6 @@ model directory's own decoding (its word LM when it has one), in one run.
 Prints a Markdown table, then one JSON object (the last line) with every figure.
 """
 import argparse
-import json
 
 import torch
 from _common import emit, machine
