@@ -30,7 +30,7 @@ def main() -> None:
     torch.set_num_threads(1)
     results = []
     for model_name, model_dir in args.model:
-        for decoding, greedy in (("greedy", True), ("default", False)):
+        for greedy in (True, False):
             recognizer = Recognizer.load(model_dir, greedy=greedy)
             for set_name, manifest in args.manifest:
                 result = evaluate(recognizer, manifest)
