@@ -19,3 +19,15 @@ def test_subcommand_runs_the_modules_main():
     result = subprocess.run([sys.executable, "-m", "srcore", "train", "--help"], capture_output=True,
                             text=True)
     assert result.returncode == 0 and "--max-minutes" in result.stdout
+
+
+def test_leaf_modules_import_nothing_above_them():
+    """hub and modelcard must not pull in the trainer, the launcher or the synthesizer, and the
+    leaf modules nothing of the pipeline above them."""
+    code = ("import sys, srcore.hub, srcore.modelcard, srcore.checkpoint, srcore.manifest, srcore.text, "
+            "srcore.audio, srcore.features, srcore.model\n"
+            "print(sorted(m for m in sys.modules if m in ('srcore.train', 'srcore.synth', 'srcore.launch', "
+            "'srcore.dataset', 'srcore.lm', 'gradio', 'streamlit')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
