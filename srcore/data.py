@@ -1,6 +1,7 @@
 """Corpus commands: `python -m srcore.data {synth,import,split} ...`."""
 import argparse
 import random
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def split_manifest(manifest, out_dir, valid_speakers=(), valid_fraction=0.1, see
         held = set(valid_speakers)
         missing = held - set(by_speaker)
         if missing:
-            raise SystemExit(f"{manifest}: no speakers named {sorted(missing)}")
+            raise ValueError(f"{manifest}: no speakers named {sorted(missing)}")
     elif len(by_speaker) > 1:
         speakers = sorted(by_speaker)
         rng.shuffle(speakers)
@@ -50,7 +51,10 @@ def _write_split(out_dir, train, valid, report) -> dict:
 
 
 def _split_command(args) -> None:
-    print(split_manifest(args.manifest, args.out, args.valid_speakers, args.valid_fraction, args.seed))
+    try:
+        print(split_manifest(args.manifest, args.out, args.valid_speakers, args.valid_fraction, args.seed))
+    except (ValueError, FileNotFoundError) as exc:
+        sys.exit(f"error: {exc}")
 
 
 def add_split_cli(subparsers) -> None:

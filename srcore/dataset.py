@@ -164,18 +164,20 @@ class BucketBatchSampler:
 
     Utterances are shuffled, cut into pools of `pool_batches` batches, sorted by duration within a
     pool and batched; the batch order is shuffled again. With `num_replicas` > 1 each rank takes every
-    n-th batch (equal counts). `skip` drops the first batches of the epoch for mid-epoch resume.
+    n-th batch (equal counts, unless `even` is False: then every batch is someone's). `skip` drops
+    the first batches of the epoch for mid-epoch resume.
     """
 
     def __init__(self, durations, batch_size: int, seed: int = 0, shuffle: bool = True,
                  rank: int = 0, num_replicas: int = 1, pool_batches: int = 50,
-                 max_batch_seconds: float | None = None):
+                 max_batch_seconds: float | None = None, even: bool = True):
         self.durations = list(durations)
         self.batch_size = batch_size
         self.seed, self.shuffle = seed, shuffle
         self.rank, self.num_replicas = rank, num_replicas
         self.pool = batch_size * pool_batches
         self.max_batch_seconds = max_batch_seconds
+        self.even = even  # equal batch counts per rank (training); False: every batch (validation)
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
@@ -205,8 +207,8 @@ class BucketBatchSampler:
             batches.extend(self._split(pool))
         if self.shuffle:
             rng.shuffle(batches)
-        per_rank = len(batches) // self.num_replicas if self.num_replicas > 1 else len(batches)
-        return batches[self.rank::self.num_replicas][:per_rank]
+        mine = batches[self.rank::self.num_replicas]
+        return mine[:len(batches) // self.num_replicas] if self.even else mine
 
     def __len__(self):
         return len(self.batches())

@@ -315,7 +315,7 @@ def load_utterances(manifest: str, cfg: TrainConfig, frames_per_second: float, r
     log.info("%s: %d utterances, %.1f min from %s; %s", role, len(utterances),
              sum(u.duration for u in utterances) / 60, manifest, report.summary())
     if not utterances:
-        raise SystemExit(f"{manifest}: no usable utterances ({report.summary()})")
+        raise ValueError(f"{manifest}: no usable utterances ({report.summary()})")
     return utterances, report
 
 
@@ -340,10 +340,8 @@ def make_loaders(cfg: TrainConfig, model_config, rank: int, world_size: int, dev
     sampler = BucketBatchSampler([u.duration for u in train_utts], cfg.batch_size, cfg.seed,
                                  rank=rank, num_replicas=world_size,
                                  max_batch_seconds=cfg.max_batch_seconds or None)
-    valid_sampler = BucketBatchSampler([u.duration for u in valid_utts], cfg.batch_size,
-                                       shuffle=False, rank=rank, num_replicas=1)
-    if world_size > 1:  # each rank validates its share
-        valid_sampler.batches = lambda full=valid_sampler.batches: full()[rank::world_size]
+    valid_sampler = BucketBatchSampler([u.duration for u in valid_utts], cfg.batch_size, shuffle=False,
+                                       rank=rank, num_replicas=world_size, even=False)  # every clip
 
     def loader(dataset, batch_sampler):
         # cached features leave a loader process nothing to do but copy batches

@@ -157,7 +157,7 @@ def test_bad_rows_are_skipped_counted_and_named(word_corpus, tmp_path):
 def test_a_run_without_usable_clips_fails_and_says_why(tmp_path):
     manifest = tmp_path / "empty.jsonl"
     manifest.write_text(json.dumps({"key": "gone.wav", "text": "hello"}) + "\n")
-    with pytest.raises(SystemExit, match="no usable utterances"):
+    with pytest.raises(ValueError, match="no usable utterances"):
         train(TrainConfig(train=str(manifest), valid=str(manifest), model="tiny", out=str(tmp_path / "run")))
     status = RunFolder(tmp_path / "run").read_status()
     assert status["state"] == "failed" and "no usable utterances" in status["error"]

@@ -86,3 +86,10 @@ def test_error_counts_and_diff():
     counts = error_counts("the cat sat", "the hat sat down")
     assert (counts.word_errors, counts.words) == (2, 3)
     assert format_diff("the cat sat", "the hat sat") == "the (cat->hat) sat"
+
+
+def test_validation_batches_cover_every_clip_across_ranks():
+    durations = [1.0] * 23  # 3 batches of 8: an uneven share for 2 ranks
+    shares = [BucketBatchSampler(durations, 8, shuffle=False, rank=r, num_replicas=2, even=False).batches()
+              for r in (0, 1)]
+    assert sorted(i for share in shares for b in share for i in b) == list(range(23))
