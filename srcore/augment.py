@@ -8,13 +8,13 @@ an over-driven input. Validation clips are never augmented.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 import torch
 
 from .audio import resampler
+from .config import WaveAugmentConfig
 
 SPEED_FACTORS = (0.9, 1.0, 1.1)
 CODECS = {  # name: (container, subtype, sample rate it runs at; 0 = the clip's)
@@ -24,21 +24,6 @@ CODECS = {  # name: (container, subtype, sample rate it runs at; 0 = the clip's)
 }
 CODEC_WEIGHTS = {"mp3": 0.5, "opus": 0.2, "gsm": 0.3}
 MP3_QUALITY = (0.3, 0.95)  # libsndfile's compression level: 0 best, 1 smallest
-
-
-@dataclass
-class WaveAugmentConfig:
-    """On-the-fly waveform augmentation for training batches (never validation)."""
-    enabled: bool = True
-    speed_prob: float = 0.6
-    noise_prob: float = 0.5
-    snr_db: tuple = (8.0, 40.0)
-    gain_db: tuple = (-12.0, 6.0)
-    codec_prob: float = 0.25
-    clip_prob: float = 0.05
-    clip_level: tuple = (0.2, 0.6)  # the fraction of the peak where the signal saturates
-    warp_prob: float = 0.6  # vocal tract length perturbation (see features.LogMel): new speakers
-    warp_range: tuple = (0.88, 1.12)
 
 
 def speed(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 TRAIN_MODULE = "srcore.train"  # `python -m TRAIN_MODULE` runs TrainConfig
@@ -18,6 +18,21 @@ HUB_TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # Hub credentials: a tra
 def option(default, help: str):
     """A dataclass field with the help text its command-line flag shows."""
     return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class WaveAugmentConfig:
+    """On-the-fly augmentation of training clips (srcore/augment.py); never of validation."""
+    enabled: bool = option(True, "waveform augmentation on (the --augment switch wins)")
+    speed_prob: float = option(0.6, "share of clips played 0.9x or 1.1x as fast")
+    noise_prob: float = option(0.5, "share of clips with white or brown noise added")
+    snr_db: tuple = option((8.0, 40.0), "noise level range, dB below the speech")
+    gain_db: tuple = option((-12.0, 6.0), "level change range, dB")
+    codec_prob: float = option(0.25, "share of clips through a lossy codec (MP3, Opus, GSM telephone)")
+    clip_prob: float = option(0.05, "share of clips clipped like an over-driven input")
+    clip_level: tuple = option((0.2, 0.6), "where the clipping saturates, as a fraction of the peak")
+    warp_prob: float = option(0.6, "share of clips with a vocal tract length warp of their features")
+    warp_range: tuple = option((0.88, 1.12), "frequency warp range")
 
 
 @dataclass
@@ -57,55 +72,112 @@ class TrainConfig:
     save_every: int = option(0, "also checkpoint every N steps (0: at epoch ends only)")
     log_every: int = option(25, "a 'step' metrics line every N steps")
     samples: int = option(3, "sample predictions logged per validation")
+    augmentation: WaveAugmentConfig = field(default_factory=WaveAugmentConfig,
+                                            metadata={"help": "waveform augmentation"})
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls, choices: dict | None = None) -> None:
-    """One flag per field of dataclass `cls` (booleans as --x/--no-x); unset flags stay None so
-    that a --config file's values are kept."""
+def _default(f):
+    return f.default if f.default is not MISSING else f.default_factory()
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls, choices: dict | None = None,
+                         prefix: str = "") -> None:
+    """One flag per field of dataclass `cls` (booleans as --x/--no-x, pairs as two numbers,
+    nested dataclasses as --name.field); unset flags stay None so a --config file's values stay."""
     for f in fields(cls):
-        default = f.default if f.default is not MISSING else f.default_factory()
+        default = _default(f)
+        if is_dataclass(default):
+            add_config_arguments(parser, type(default), choices, prefix=f"{prefix}{f.name}.")
+            continue
+        flag, dest = _flag(prefix + f.name), prefix + f.name
         help_text = f"{f.metadata.get('help', '')} (default: {default!r})"
         if isinstance(default, bool):
-            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None,
+            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
                                 help=help_text)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, dest=dest, type=type(default[0]), nargs=len(default), default=None,
+                                metavar=("LOW", "HIGH") if len(default) == 2 else None, help=help_text)
         else:
-            parser.add_argument(_flag(f.name), type=type(default), default=None, help=help_text,
+            parser.add_argument(flag, dest=dest, type=type(default), default=None, help=help_text,
                                 choices=(choices or {}).get(f.name))
 
 
 def config_from_dict(cls, values: dict, source: str = "config"):
-    unknown = set(values) - {f.name for f in fields(cls)}
+    """A config dataclass from a dict (as json.loads of config.json gives it): nested dicts become
+    nested dataclasses, lists pairs; unknown fields are an error."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
     if unknown:
         raise ValueError(f"{source}: unknown fields {sorted(unknown)}")
-    return cls(**values)
+    built = {}
+    for name, value in values.items():
+        default = _default(known[name])
+        if is_dataclass(default) and isinstance(value, dict):
+            value = config_from_dict(type(default), value, f"{source}: {name}")
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        built[name] = value
+    return cls(**built)
+
+
+def _nested_updates(cls, args: argparse.Namespace, prefix: str = "") -> dict:
+    updates = {}
+    for f in fields(cls):
+        default = _default(f)
+        if is_dataclass(default):
+            inner = _nested_updates(type(default), args, f"{prefix}{f.name}.")
+            if inner:
+                updates[f.name] = inner
+        else:
+            value = getattr(args, prefix + f.name, None)
+            if value is not None:
+                updates[f.name] = tuple(value) if isinstance(value, list) else value
+    return updates
+
+
+def _merge(base: dict, updates: dict) -> dict:
+    merged = dict(base)
+    for key, value in updates.items():
+        merged[key] = _merge(merged.get(key) or {}, value) if isinstance(value, dict) else value
+    return merged
 
 
 def config_from_args(cls, args: argparse.Namespace, config_file: str | None = None):
     """The config of --config FILE (if any) overridden by the flags that were given."""
     values = json.loads(Path(config_file).read_text(encoding="utf-8")) if config_file else {}
-    names = {f.name for f in fields(cls)}
-    values.update({k: v for k, v in vars(args).items() if k in names and v is not None})
-    return config_from_dict(cls, values, config_file or "config")
+    return config_from_dict(cls, _merge(values, _nested_updates(cls, args)), config_file or "config")
 
 
-def config_to_arguments(config, skip=()) -> list[str]:
+def config_to_arguments(config, skip=(), cls=None, prefix: str = "") -> list[str]:
     """Flags that rebuild `config` (a dataclass or a dict of its fields) from the defaults."""
-    cls = type(config) if not isinstance(config, dict) else None
-    values = asdict(config) if cls else config
+    if not isinstance(config, dict):
+        cls, config = type(config), asdict(config)
     cls = cls or TrainConfig
+    if not prefix:
+        config_from_dict(cls, {k: v for k, v in config.items() if k not in skip}, "options")
     defaults = asdict(cls())
-    config_from_dict(cls, {k: v for k, v in values.items() if k in defaults or k not in skip}, "options")
     arguments = []
-    for name in (f.name for f in fields(cls)):
-        value = values.get(name, defaults[name])
-        if name in skip or value is None or value == defaults[name]:
+    for f in fields(cls):
+        name, default = f.name, defaults[f.name]
+        value = config.get(name, default)
+        if name in skip or value is None:
             continue
-        if isinstance(defaults[name], bool):
-            arguments.append(_flag(name) if value else "--no-" + _flag(name)[2:])
+        if isinstance(default, dict):  # a nested config: its own flags, --name.field
+            arguments += config_to_arguments(value, cls=type(_default(f)), prefix=f"{prefix}{name}.")
+            continue
+        if isinstance(default, tuple):
+            value = tuple(value)
+        if value == default:
+            continue
+        flag = _flag(prefix + name)
+        if isinstance(default, bool):
+            arguments.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(default, tuple):
+            arguments += [flag, *map(str, value)]
         else:
-            arguments.extend([_flag(name), str(value)])
+            arguments.extend([flag, str(value)])
     return arguments

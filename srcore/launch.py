@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import HUB_TOKEN_ENV, TRAIN_MODULE, TrainConfig, config_to_arguments
+from .config import HUB_TOKEN_ENV, TRAIN_MODULE, TrainConfig, config_from_dict, config_to_arguments
 from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
 from .run import FINISHED, RUNNING, STALE, STOPPED, RunFolder, pid_alive, tail
 
@@ -128,7 +128,7 @@ def start_training(root, name: str, options: dict, resume: bool = False) -> Laun
     for role in ("train", "valid"):
         config[role] = check_manifest(config.get(role), role)
     try:
-        full_config = asdict(TrainConfig(**config))
+        full_config = asdict(config_from_dict(TrainConfig, config, "options"))
     except TypeError as exc:
         raise LaunchError(f"bad training options: {exc}") from None
     return launch(run, train_arguments(config), full_config)

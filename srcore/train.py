@@ -20,7 +20,6 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .augment import WaveAugmentConfig
 from .checkpoint import load_model, load_resume_state, unwrap, write_model_dir
 from .config import TrainConfig, add_config_arguments, config_from_args
 from .dataset import BucketBatchSampler, SpeechDataset, collate, drop_unalignable
@@ -329,7 +328,7 @@ def make_loaders(cfg: TrainConfig, model_config, rank: int, world_size: int, dev
     frames_per_second = feats.sample_rate / feats.hop_length / model_config.stride
     train_utts, train_skips = load_utterances(cfg.train, cfg, frames_per_second, "train")
     valid_utts, valid_skips = load_utterances(cfg.valid, cfg, frames_per_second, "valid")
-    augment = WaveAugmentConfig(enabled=cfg.augment)
+    augment = replace(cfg.augmentation, enabled=cfg.augment and cfg.augmentation.enabled)
     train_set = SpeechDataset(train_utts, feats, augment, seed=cfg.seed)
     valid_set = SpeechDataset(valid_utts, feats, None)
     # validation (features, reused every epoch) has first call on the memory budget

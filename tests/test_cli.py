@@ -31,3 +31,21 @@ def test_leaf_modules_import_nothing_above_them():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_runs_config_json_reproduces_its_config_exactly(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from srcore.config import TrainConfig, config_to_arguments
+    from srcore.train import parse_args
+    cfg = parse_args(["--train", "t.jsonl", "--valid", "v.jsonl", "--hidden-size", "320",
+                      "--augmentation.codec-prob", "0.4", "--augmentation.snr-db", "5", "30", "--cpu-amp"])
+    assert cfg.augmentation.snr_db == (5.0, 30.0) and cfg.augmentation.codec_prob == 0.4
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(asdict(cfg)))  # as the trainer writes it
+    assert parse_args(["--config", str(config_file)]) == cfg
+    assert parse_args(config_to_arguments(cfg)) == cfg  # the model card's command
+    overridden = parse_args(["--config", str(config_file), "--augmentation.warp-prob", "0"])
+    assert overridden.augmentation.warp_prob == 0 and overridden.augmentation.codec_prob == 0.4
+    assert TrainConfig().augmentation.enabled

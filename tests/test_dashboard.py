@@ -207,7 +207,7 @@ def test_publish_page_pushes_without_keeping_the_token(runs_root, tmp_path, monk
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "https://huggingface.co/someone/words" in at.success[0].value
     assert calls == [{"repo_id": "someone/words", "token": TOKEN, "private": True, "exist_ok": True}]
-    assert {p.name for p in uploads.iterdir()} == {"README.md", "config.json", "model.safetensors"}
+    assert {p.name for p in uploads.iterdir()} == {"README.md", "config.json", "model.safetensors", "tokens.txt"}
     assert ModelCard((uploads / "README.md").read_text()).data.eval_results
     assert at.text_input(key="token").value == ""  # cleared once submitted
     assert TOKEN not in rendered_text(at)
@@ -221,7 +221,7 @@ def test_publish_page_saves_the_bundle_locally(runs_root, tmp_path):
     button(at, "Save the bundle locally").click().run()
     assert not at.exception and not at.error
     assert {p.name for p in (tmp_path / "bundle").iterdir()} == {"README.md", "config.json",
-                                                                 "model.safetensors"}
+                                                                 "model.safetensors", "tokens.txt"}
 
 
 # ---------------------------------------------------------------- a real browser
