@@ -1,53 +1,29 @@
 """Corpus commands: `python -m srcore.data {synth,import,split} ...`."""
 import argparse
-import random
 import sys
-from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 
-from .manifest import SkipReport, read_manifest, write_manifest
+from .manifest import SkipReport, read_manifest, split_rows, write_manifest
 
 
 def split_manifest(manifest, out_dir, valid_speakers=(), valid_fraction=0.1, seed=0) -> dict:
-    """Split a manifest into train/valid: by the named speakers, else by whole speakers drawn at
-    random (utterances at random when speakers are unknown). Keys become absolute paths."""
+    """Split a manifest into train/valid: by the named speakers, else by manifest.split_rows
+    (whole speakers when they are known, utterances at random otherwise). Keys become absolute."""
     report = SkipReport()
-    utterances = read_manifest(manifest, report=report)
-    by_speaker = defaultdict(list)
-    for utt in utterances:
-        by_speaker[utt.speaker].append(utt)
-    rng = random.Random(seed)
+    rows = [asdict(u) for u in read_manifest(manifest, report=report)]
     if valid_speakers:
-        held = set(valid_speakers)
-        missing = held - set(by_speaker)
+        missing = set(valid_speakers) - {row["speaker"] for row in rows}
         if missing:
             raise ValueError(f"{manifest}: no speakers named {sorted(missing)}")
-    elif len(by_speaker) > 1:
-        speakers = sorted(by_speaker)
-        rng.shuffle(speakers)
-        held, count = set(), 0
-        for speaker in speakers[:-1]:
-            if count >= valid_fraction * len(utterances):
-                break
-            held.add(speaker)
-            count += len(by_speaker[speaker])
+        train = [row for row in rows if row["speaker"] not in valid_speakers]
+        valid = [row for row in rows if row["speaker"] in valid_speakers]
     else:
-        shuffled = utterances[:]
-        rng.shuffle(shuffled)
-        cut = max(1, int(len(shuffled) * valid_fraction))
-        held_ids = {id(u) for u in shuffled[:cut]}
-        return _write_split(out_dir, [u for u in utterances if id(u) not in held_ids],
-                            [u for u in utterances if id(u) in held_ids], report)
-    return _write_split(out_dir, [u for u in utterances if u.speaker not in held],
-                        [u for u in utterances if u.speaker in held], report)
-
-
-def _write_split(out_dir, train, valid, report) -> dict:
+        train, valid = split_rows(rows, valid_fraction, seed)
     out_dir = Path(out_dir)
     write_manifest(train, out_dir / "train.jsonl")
     write_manifest(valid, out_dir / "valid.jsonl")
-    return {"train": len(train), "valid": len(valid), "skipped": report.total,
-            "out": str(out_dir)}
+    return {"train": len(train), "valid": len(valid), "skipped": report.total, "out": str(out_dir)}
 
 
 def _split_command(args) -> None:

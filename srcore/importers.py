@@ -26,20 +26,18 @@ import gzip
 import json
 import logging
 import os
-import random
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import urllib.request
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import soundfile as sf
 
-from .manifest import SkipReport, write_manifest
+from .manifest import SkipReport, split_rows, write_manifest
 from .text import normalize_text
 
 log = logging.getLogger(__name__)
@@ -233,51 +231,6 @@ def _check_rows(rows: list[SourceRow], src: Path, out: Path, report: SkipReport)
         seen.add(native["key"])
         kept.append(native)
     return kept
-
-
-def _valid_count(total: int, valid_fraction: float) -> int:
-    """About valid_fraction of `total`, at least one when asked for any, leaving one for train."""
-    if valid_fraction <= 0 or total < 2:
-        return 0
-    return min(max(1, round(total * valid_fraction)), total - 1)
-
-
-def _speaker_split(rows: list[dict], valid_fraction: float, seed: int) -> set[int]:
-    """Indices of valid rows: whole speakers in seeded order, each taken when it brings the valid
-    size closer to the target (else the smallest speaker); at least one speaker stays in train."""
-    counts = Counter(row["speaker"] for row in rows)
-    speakers = sorted(counts)
-    random.Random(seed).shuffle(speakers)
-    target = _valid_count(len(rows), valid_fraction)
-    chosen, size = set(), 0
-    for speaker in speakers:
-        if size >= target or len(chosen) == len(speakers) - 1:
-            break
-        if abs(size + counts[speaker] - target) < abs(size - target):
-            chosen.add(speaker)
-            size += counts[speaker]
-    if target and not chosen:  # every speaker is far larger than the target
-        chosen.add(min(speakers, key=counts.get))
-    return {i for i, row in enumerate(rows) if row["speaker"] in chosen}
-
-
-def _random_split(rows: list[dict], valid_fraction: float, seed: int) -> set[int]:
-    """Indices of valid rows: a seeded random sample of about valid_fraction of the utterances."""
-    indices = list(range(len(rows)))
-    random.Random(seed).shuffle(indices)
-    return set(indices[:_valid_count(len(rows), valid_fraction)])
-
-
-def split_rows(rows: list[dict], valid_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """(train, valid): speaker-disjoint when every row names a speaker and there are several,
-    else a random utterance split. Deterministic for a given seed; rows keep their order."""
-    speakers = {row.get("speaker", "") for row in rows}
-    if len(speakers) > 1 and "" not in speakers:
-        valid = _speaker_split(rows, valid_fraction, seed)
-    else:
-        valid = _random_split(rows, valid_fraction, seed)
-    return ([row for i, row in enumerate(rows) if i not in valid],
-            [row for i, row in enumerate(rows) if i in valid])
 
 
 # --------------------------------------------------------------------------- one reader per format

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from srcore import importers
-from srcore.importers import CorpusFormatError, add_cli, import_corpus, split_rows
-from srcore.manifest import read_manifest
+from srcore.importers import CorpusFormatError, add_cli, import_corpus
+from srcore.manifest import read_manifest, split_rows
 
 RATE = 16000
 CLIP_S = 0.25
