@@ -216,7 +216,24 @@ class Recipe:
                         f"| {pct(lm.get('wer'))} | {pct(lm.get('cer'))} |")
         if not self.dry_run:
             (self.out / "results.md").write_text("\n".join(rows) + "\n", encoding="utf-8")
+            with open(self.out / "model" / "README.md", "a", encoding="utf-8") as card:
+                card.write(self.recipe_section(rows))
         return {"results": str(self.out / "results.md")}
+
+    def recipe_section(self, rows: list[str]) -> str:
+        """How the model was made (the card's addendum): the recipe, its stages' wall times, the
+        starting weights, and greedy beside the default decoding."""
+        stages = {p.stem: json.loads(p.read_text()).get("wall_s") for p in sorted((self.out / "stages").glob("*.json"))}
+        timing = ", ".join(f"{name} {seconds / 60:.0f} min" for name, seconds in stages.items() if seconds)
+        start = (f"initialised from the weights of `{Path(self.init_from).name}` (the previous shipped "
+                 "model; its own card gives its recipe)" if self.init_from else "from random weights")
+        return ("\n## Recipe\n\n```bash\npython -m srcore.recipe default"
+                + (f" --init-from {Path(self.init_from).name}" if self.init_from else "")
+                + "\n```\n\n"
+                f"Trained {start}. Stage wall times on this machine ({os.cpu_count()} CPU cores"
+                f"{', CUDA' if torch_cuda() else ''}): {timing}. Held-out sets, greedy beside the "
+                "default decoding (the word LM with the tuned weights of decoding.json):\n\n"
+                + "\n".join(rows) + "\n")
 
     def ship_model(self) -> dict:
         target = Path(self.ship)
@@ -239,6 +256,11 @@ class Recipe:
         if self.ship:
             self.ship_model()
         self.log("recipe finished")
+
+
+def torch_cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
 
 
 def pct(fraction) -> str:

@@ -1,0 +1,34 @@
+"""The recipe as code: its stages run srcore commands in order and a finished stage is skipped."""
+import json
+
+from srcore.recipe import Budget, Recipe
+
+
+def recipe(tmp_path, **kwargs) -> Recipe:
+    budget = Budget(synth_hours=0.01, kokoro_hours=0.01, train_minutes=1, workers=1, batch_size=4)
+    return Recipe(out=tmp_path / "out", data=tmp_path / "data", dev=[], budget=budget, **kwargs)
+
+
+def commands(tmp_path) -> list[str]:
+    return [line.split("$ ", 1)[1] for line in (tmp_path / "out" / "recipe.log").read_text().splitlines()
+            if "$ " in line]
+
+
+def test_dry_run_lists_the_stage_commands_in_order(tmp_path):
+    recipe(tmp_path, dry_run=True, init_from="checkpoints/default")()
+    ran = commands(tmp_path)
+    modules = [c.split()[2] for c in ran]
+    assert modules[:3] == ["srcore.data", "srcore.data", "srcore.data"]  # synth, kokoro, asterisk
+    assert modules.index("srcore.train") < modules.index("srcore.lm") < modules.index("srcore.evaluate")
+    train = next(c for c in ran if " srcore.train " in c)
+    assert "--init-from checkpoints/default" in train and "--cpu-amp" in train and "--resume" in train
+    assert modules[-1] == "srcore.modelcard"
+
+
+def test_a_finished_stage_is_skipped(tmp_path):
+    r = recipe(tmp_path)
+    calls = []
+    assert r.stage("corpus", lambda: calls.append(1) or {"done": True})["done"]
+    assert r.stage("corpus", lambda: calls.append(2) or {"done": False})["done"]  # from its record
+    assert calls == [1]
+    assert json.loads((tmp_path / "out" / "stages" / "corpus.json").read_text())["done"] is True
