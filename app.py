@@ -133,10 +133,20 @@ def describe_model(model_dir) -> str:
     meta = read_config(model_dir)
     model = meta.get("model", {})
     metrics = meta.get("metrics", {})
-    scores = ", ".join(f"{k} {v}" for k, v in metrics.items() if k in ("wer", "cer", "epoch"))
-    return (f"**Model:** `{model_dir}` · {model.get('architecture', '?')} architecture, "
+    scores = [f"{k.upper()} {100 * metrics[k]:.1f} %" for k in ("wer", "cer")
+              if isinstance(metrics.get(k), (int, float))]
+    return (f"**Model:** `{model_label(model_dir)}` · {model.get('architecture', '?')} architecture, "
             f"{model.get('features', {}).get('sample_rate', '?')} Hz"
-            + (f" · validation {scores}" if scores else ""))
+            + (f" · validation {', '.join(scores)}" if scores else ""))
+
+
+def model_label(model_dir) -> str:
+    """How the page names a model directory: relative to the project, else its last parts (a
+    visitor needs no server paths)."""
+    path = Path(model_dir).resolve()
+    if path.is_relative_to(APP_DIR):
+        return str(path.relative_to(APP_DIR))
+    return "/".join(path.parts[-3:]) if path.parent.name == "checkpoints" else path.name
 
 
 def model_choices(runs_dir, *extra) -> list[tuple[str, str]]:

@@ -288,7 +288,7 @@ def test_shipped_samples_give_the_validation_tab_something_out_of_the_box(traine
 def test_choose_model_keeps_the_current_one_when_the_new_one_fails(trained_run, tmp_path):
     best, runs = str(trained_run / "checkpoints" / "best"), trained_run.parent
     state, picker, status, header, manifest = app.choose_model(best, None, runs)
-    assert state == best and "default architecture" in status and best in header
+    assert state == best and "default architecture" in status and "words/checkpoints/best" in header
     assert manifest["value"].endswith("all.jsonl")
     state, picker, status, header, _ = app.choose_model(str(tmp_path), best, runs)
     assert state == best and status.startswith(app.WARN) and "not a model directory" in status
@@ -438,3 +438,10 @@ def test_client_cannot_score_files_outside_the_served_folders(client, word_corpu
     outside.write_text(word_corpus.read_text())
     table, _, summary = client.predict(str(outside), 10, False, "greedy", 16, api_name="/validate")
     assert "outside the folders this app serves" in summary
+
+
+def test_the_header_names_no_server_path_and_gives_percentages(trained_run):
+    header = app.describe_model(str(trained_run / "checkpoints" / "best"))
+    assert str(trained_run.parent) not in header and "words/checkpoints/best" in header
+    assert "WER 0.0 %" in header
+    assert "`checkpoints/default`" in app.describe_model(str(app.DEFAULT_MODEL_DIR))
