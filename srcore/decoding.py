@@ -26,7 +26,10 @@ Layout of a model directory with an LM (`python -m srcore.lm build` and `tune` w
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 import threading
 from pathlib import Path
 
@@ -49,6 +52,21 @@ def greedy_decode(log_probs: torch.Tensor, length: int | None = None) -> str:
             chars.append(CHARS[token])
         previous = token
     return " ".join("".join(chars).split())
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Silence what C++ code writes to file descriptor 2 (Python's own errors are unaffected once
+    it is restored)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class LMResources:
@@ -75,7 +93,8 @@ class LMResources:
                 raise ValueError("a word LM needs a lexicon (lexicon-free decoding with a word "
                                  "LM is not supported)")
             from flashlight.lib.text.decoder.kenlm import KenLM
-            self.lm = KenLM(str(lm), self.words)
+            with native_stderr_silenced():  # KenLM prints a progress bar and a tip while reading
+                self.lm = KenLM(str(lm), self.words)
         else:
             self.lm = ZeroLM()
         if lexicon:

@@ -225,14 +225,18 @@ class Recipe:
         starting weights, and greedy beside the default decoding."""
         stages = {p.stem: json.loads(p.read_text()).get("wall_s") for p in sorted((self.out / "stages").glob("*.json"))}
         timing = ", ".join(f"{name} {seconds / 60:.0f} min" for name, seconds in stages.items() if seconds)
-        start = (f"initialised from the weights of `{Path(self.init_from).name}` (the previous shipped "
-                 "model; its own card gives its recipe)" if self.init_from else "from random weights")
-        return ("\n## Recipe\n\n```bash\npython -m srcore.recipe default"
-                + (f" --init-from {Path(self.init_from).name}" if self.init_from else "")
-                + "\n```\n\n"
+        init = "/".join(Path(self.init_from).parts[-2:])  # no machine layout in a published card
+        start = (f"initialised from the weights of `{init}` (the previous shipped model; its own card "
+                 "gives its recipe)" if self.init_from else "from random weights")
+        b = self.budget
+        command = (f"python -m srcore.recipe default --synth-hours {b.synth_hours:g} --kokoro-hours "
+                   f"{b.kokoro_hours:g} --train-minutes {b.train_minutes:g}"
+                   + (f" --init-from {init}" if self.init_from else ""))
+        tuned = f" (LM weights tuned on `{self.dev[0].parent.name}`)" if self.dev else ""
+        return ("\n## Recipe\n\n```bash\n" + command + "\n```\n\n"
                 f"Trained {start}. Stage wall times on this machine ({os.cpu_count()} CPU cores"
                 f"{', CUDA' if torch_cuda() else ''}): {timing}. Held-out sets, greedy beside the "
-                "default decoding (the word LM with the tuned weights of decoding.json):\n\n"
+                f"default decoding (the word LM with the weights of decoding.json{tuned}):\n\n"
                 + "\n".join(rows) + "\n")
 
     def ship_model(self) -> dict:
