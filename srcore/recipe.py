@@ -32,6 +32,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .modelcard import manifest_label, public_training
+
 RECIPES = ("default",)
 PYTHON = sys.executable
 
@@ -170,6 +172,7 @@ class Recipe:
             shutil.rmtree(model, ignore_errors=True)
             shutil.copytree(self.out / "train" / "checkpoints" / "best", model)
             (model / "resume.pt").unlink(missing_ok=True)
+            publishable_config(model / "config.json")
             if (self.out / "lm").is_dir():
                 shutil.copytree(self.out / "lm", model / "lm")
         if (model / "lm").is_dir() or self.dry_run:
@@ -225,7 +228,7 @@ class Recipe:
         starting weights, and greedy beside the default decoding."""
         stages = {p.stem: json.loads(p.read_text()).get("wall_s") for p in sorted((self.out / "stages").glob("*.json"))}
         timing = ", ".join(f"{name} {seconds / 60:.0f} min" for name, seconds in stages.items() if seconds)
-        init = "/".join(Path(self.init_from).parts[-2:])  # no machine layout in a published card
+        init = manifest_label(self.init_from)  # no machine layout in a published card
         start = (f"initialised from the weights of `{init}` (the previous shipped model; its own card "
                  "gives its recipe)" if self.init_from else "from random weights")
         b = self.budget
@@ -260,6 +263,14 @@ class Recipe:
         if self.ship:
             self.ship_model()
         self.log("recipe finished")
+
+
+def publishable_config(path: Path) -> None:
+    """A shipped config.json names its training paths as its card does (their last two parts),
+    never the machine's folders."""
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta["training"] = public_training(meta.get("training") or {})
+    path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
 def torch_cuda() -> bool:
