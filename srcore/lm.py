@@ -239,6 +239,49 @@ class Decontaminator:
 
 
 # --------------------------------------------------------------------------------------------
+# sentences to speak: the LM's prose as synthesizer text
+
+
+SPEAKABLE = re.compile(r"[A-Za-z][A-Za-z ,.;:!?'\"\u2018\u2019\u201c\u201d-]*")  # no digits,
+PROSE_WORDS = (4, 20)  # symbols or brackets: a voice reads them one way, the normaliser another
+PROSE_SOURCES = ("sotu", "moby-dick", "fortunes")
+
+
+def speakable(sentences, decon: Decontaminator | None = None, words=PROSE_WORDS,
+              seen: set | None = None) -> list[str]:
+    """The sentences a synthesizer reads as they are written (letters and punctuation only,
+    `words` words long), none twice and none that `decon` calls contaminated; raw text, as
+    capitals and punctuation give the voices their prosody."""
+    seen = set() if seen is None else seen
+    kept = []
+    for sentence in sentences:
+        sentence = " ".join(sentence.split())
+        normal = tuple(normalize_text(sentence).split())
+        if (SPEAKABLE.fullmatch(sentence) and words[0] <= len(normal) <= words[1]
+                and normal not in seen and not (decon and decon.contaminated(list(normal)))):
+            seen.add(normal)
+            kept.append(sentence)
+    return kept
+
+
+def speakable_sentences(sources=PROSE_SOURCES, excludes=(), words=PROSE_WORDS, log=_log) -> list[str]:
+    """speakable() sentences of the named prose sources, none sharing a word n-gram with the
+    texts of the `excludes` manifests."""
+    decon = Decontaminator([t for m in excludes for t in manifest_texts(m)])
+    kept, seen = [], set()
+    for name in sources:
+        try:
+            raw = source_sentences(name)
+        except RuntimeError as exc:
+            log(f"lm text: skipping {name} ({exc})")
+            continue
+        new = speakable(raw, decon, words, seen)
+        log(f"lm text: {name}: {len(new)} speakable sentences of {len(raw)}")
+        kept += new
+    return kept
+
+
+# --------------------------------------------------------------------------------------------
 # estimation: interpolated modified Kneser-Ney with count pruning
 
 
@@ -605,6 +648,14 @@ def main(argv=None) -> None:
     b.add_argument("--prune", type=int, nargs="+", default=list(DEFAULT_PRUNE),
                    help="per order, keep n-grams seen more often than this (default 0 0 1)")
     b.add_argument("--synth-sentences", type=int, default=DEFAULT_SYNTH_SENTENCES)
+    x = sub.add_parser("text", help="write the prose sources' speakable sentences, one per line "
+                       "(text for `srcore.data synth --sentences`)")
+    x.add_argument("--out", required=True, help="text file to write")
+    x.add_argument("--source", default=",".join(PROSE_SOURCES), help="comma-separated prose sources")
+    x.add_argument("--exclude", action="append", default=[],
+                   help="JSON-lines manifest whose texts must not be spoken (repeatable)")
+    x.add_argument("--words", type=int, nargs=2, default=list(PROSE_WORDS), metavar=("MIN", "MAX"),
+                   help="sentence length in words")
     t = sub.add_parser("tune", help="grid-search decoding weights for WER")
     t.add_argument("--model", required=True, help="model directory")
     t.add_argument("--lm", required=True, help="LM folder (from build)")
@@ -625,6 +676,13 @@ def main(argv=None) -> None:
             command = "python -m srcore.lm " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
             build(args.out, sources, args.text, args.exclude, args.order, args.vocab, args.prune,
                   args.synth_sentences, args.min_count, command)
+        elif args.command == "text":
+            sentences = speakable_sentences(args.source.split(","), args.exclude, tuple(args.words))
+            if not sentences:
+                raise ValueError("no speakable sentence in " + args.source)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text("\n".join(sentences) + "\n", encoding="utf-8")
+            _log(f"lm text: {len(sentences)} sentences -> {args.out}")
         else:
             import torch
             torch.set_num_threads(max(1, args.threads))

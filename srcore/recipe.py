@@ -123,12 +123,15 @@ class Recipe:
             parts["train"].append(f"{folder / 'train.jsonl'}@{MIXTURE[name]}")
             parts["valid"].append(folder / "valid.jsonl")
 
+        sentences = self.corpus / "sentences.txt"  # natural prose for the voices, dev text excluded
+        excludes = [arg for dev in self.dev for arg in ("--exclude", dev)]
+        self.run("srcore.lm", "text", "--out", sentences, *excludes)
         for name, engines, hours in (("synth", FAST_ENGINES, b.synth_hours),
                                      ("kokoro", SLOW_ENGINES, b.kokoro_hours)):
             folder = self.corpus / name
             if hours and self.run("srcore.data", "synth", "--out", folder, "--hours", hours,
                                   "--engines", engines, "--seed", self.seed, "--workers", b.workers,
-                                  "--no-progress", check=name == "synth") == 0:
+                                  "--sentences", sentences, "--no-progress", check=name == "synth") == 0:
                 add(name, folder)
         asterisk = self.corpus / "asterisk"
         if self.run("srcore.data", "import", "asterisk", "--out", asterisk, check=False) == 0:

@@ -83,6 +83,7 @@ TEXT_KIND_WEIGHTS = {
 }
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 P_OH_FOR_ZERO = 0.2            # "oh" instead of "zero" inside a digit string
+DEFAULT_SENTENCE_SHARE = 0.5  # of the clips, when a --sentences file is given
 P_NUMERALS = 0.1               # write a small number as digits ("42"); the loader normalises it
 WORD_SAMPLING_POWER = 0.5      # flattens the Zipf distribution for the random-word sentences
 ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
@@ -158,10 +159,13 @@ def _capitalise(text: str) -> str:
 
 
 class TextGenerator:
-    """Random English sentences of several kinds, reproducible from a numpy Generator."""
+    """Random English sentences of several kinds, reproducible from a numpy Generator; with
+    `sentences` (e.g. `python -m srcore.lm text`), a `sentence_share` of them is natural prose."""
 
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator, sentences=(), sentence_share: float = 0.0):
         self.rng = rng
+        self.sentences = list(sentences)
+        self.sentence_share = sentence_share if self.sentences else 0.0
         self.lexicon = _lexicon()
         self.templates = _templates()
         self.kinds = list(TEXT_KIND_WEIGHTS)
@@ -171,6 +175,8 @@ class TextGenerator:
         return items[int(self.rng.integers(len(items)))]
 
     def sentence(self, kind: str | None = None) -> str:
+        if kind is None and self.sentence_share and self.rng.random() < self.sentence_share:
+            return self._pick(self.sentences)
         kind = kind or self.kinds[int(self.rng.choice(len(self.kinds), p=self.kind_p))]
         if kind in self.templates:
             return self.fill(self._pick(self.templates[kind]))
@@ -700,9 +706,9 @@ def _clip_seed(seed: int, split: str, index: int) -> int:
 
 
 def plan_corpus(out_dir, hours: float, seed: int = 0, engines=("espeak",),
-                audio_format: str = "flac") -> list[ClipJob]:
+                audio_format: str = "flac", sentences=(), sentence_share: float = 0.0) -> list[ClipJob]:
     """The clips of both splits; validation gets VALID_FRACTION of the hours, held-out voices and
-    held-out sentences. Equal arguments give equal plans."""
+    held-out sentences (`sentences` too: see TextGenerator). Equal arguments give equal plans."""
     out_dir = Path(out_dir).resolve()
     engines = list(engines)
     engine_p = engine_probabilities(engines)
@@ -711,7 +717,7 @@ def plan_corpus(out_dir, hours: float, seed: int = 0, engines=("espeak",),
         share = VALID_FRACTION if split == "valid" else 1.0 - VALID_FRACTION
         target = hours * 3600.0 * share
         rng = np.random.default_rng([seed, SPLIT_IDS[split]])
-        texts = TextGenerator(rng)
+        texts = TextGenerator(rng, sentences, sentence_share)
         total, index = 0.0, 0
         while total < target or index < MIN_CLIPS[split]:
             text = draw_text(texts, split)
@@ -853,7 +859,7 @@ def resumable_rows(jobs: list[ClipJob], out_dir: Path, sample_rate: int) -> list
 
 def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 16000,
                       engines=None, workers: int = 1, progress: bool = True,
-                      audio_format: str = "flac") -> dict:
+                      audio_format: str = "flac", sentences=(), sentence_share: float = 0.0) -> dict:
     """Write a synthetic corpus of about `hours` hours under out_dir (see the module docstring).
 
     Returns a summary: clips, hours, seconds taken, per-engine clip counts, per-split clips and
@@ -864,7 +870,7 @@ def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 1
     started = time.time()
     out_dir = Path(out_dir)
     engines = available_engines(engines)
-    jobs = plan_corpus(out_dir, hours, seed, engines, audio_format)
+    jobs = plan_corpus(out_dir, hours, seed, engines, audio_format, sentences, sentence_share)
     for split in SPLITS:
         (out_dir / "audio" / split).mkdir(parents=True, exist_ok=True)
     results = resumable_rows(jobs, out_dir, sample_rate)
@@ -903,6 +909,7 @@ def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 1
         "splits": {split: {"clips": len(r), "hours": round(sum(x["duration"] for x in r) / 3600, 4)}
                    for split, r in rows.items()},
         "augmentations": dict(augmentations.most_common()), "failed": failed,
+        "sentence_share": sentence_share if sentences else 0.0,
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -911,6 +918,18 @@ def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 1
 # ----------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------
+
+def read_sentences(path) -> list[str]:
+    """A --sentences file's non-empty lines; an error names the file if none can be spoken."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"error: {path}: cannot read sentences ({exc})") from None
+    sentences = [line.strip() for line in lines if normalize_text(line)]
+    if not sentences:
+        raise SystemExit(f"error: {path}: no sentence to speak")
+    return sentences
+
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="corpus folder to write")
@@ -923,6 +942,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--format", dest="audio_format", choices=AUDIO_FORMATS, default="flac",
                         help="audio file format (default: flac)")
+    parser.add_argument("--sentences", type=Path, default=None,
+                        help="text file, one sentence per line, to speak besides the generated "
+                             "sentences (e.g. from `python -m srcore.lm text`)")
+    parser.add_argument("--sentence-share", type=float, default=DEFAULT_SENTENCE_SHARE,
+                        help="share of the clips that read a --sentences line "
+                             f"(default {DEFAULT_SENTENCE_SHARE})")
 
 
 def _command(args: argparse.Namespace) -> dict:
@@ -930,7 +955,9 @@ def _command(args: argparse.Namespace) -> dict:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     summary = synthesize_corpus(args.out, args.hours, seed=args.seed, sample_rate=args.sample_rate,
                                 engines=args.engines, workers=args.workers,
-                                progress=not args.no_progress, audio_format=args.audio_format)
+                                progress=not args.no_progress, audio_format=args.audio_format,
+                                sentences=read_sentences(args.sentences) if args.sentences else (),
+                                sentence_share=args.sentence_share)
     print(json.dumps(summary, indent=2))
     return summary
 

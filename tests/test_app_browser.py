@@ -95,10 +95,18 @@ def test_validation_tab_scores_the_samples(page, word_corpus):
 def test_live_transcription_from_the_microphone(page):
     page.get_by_role("tab", name="Transcribe").click()
     page.get_by_text("Live transcription (microphone)").click()
-    page.get_by_role("button", name="Record", exact=True).click()
-    try:
-        page.wait_for_function(  # the fake microphone keeps saying "go"; slow on a loaded machine
-            "() => document.querySelector('#live-transcript textarea').value.includes('go')",
-            timeout=WAIT_S * 1000)
-    finally:
-        page.get_by_role("button", name="Stop", exact=True).click()
+    transcript = page.locator("#live-transcript textarea")
+    heard = "() => document.querySelector('#live-transcript textarea').value.includes('go')"
+    takes = []
+    # Two takes: on a loaded machine Chromium's fake capture device now and then delivers no audio
+    # to a recording it has just opened (CI saw it twice in a full run, never in a lone one).
+    for _ in range(2):
+        page.get_by_role("button", name="Record", exact=True).click()
+        try:
+            page.wait_for_function(heard, timeout=WAIT_S * 1000 * 3 // 4)  # it keeps saying "go"
+            return
+        except sync_api.TimeoutError:
+            takes.append(transcript.input_value())
+        finally:
+            page.get_by_role("button", name="Stop", exact=True).click()
+    pytest.fail(f"no 'go' in the live transcript; after each take it read {takes}")

@@ -95,6 +95,21 @@ def test_decontamination_drops_sentences_sharing_a_six_gram(tmp_path):
     assert "round bowls" not in arpa and "square" in arpa and "nine" in arpa
 
 
+def test_speakable_sentences_are_plain_prose_of_the_right_length():
+    decon = lm.Decontaminator(["Rice is often served in round bowls."])
+    raw = ["The   birch canoe slid on the smooth planks.",  # kept, spaces tidied
+           "It cost $5 in 1999.",                            # digits and symbols: read ambiguously
+           "Too short.",                                     # under four words
+           "I said that rice is often served in round bowls today.",  # shares a 6-gram with dev text
+           "The birch canoe slid on the smooth planks!",     # the same words again
+           " ".join(["word"] * 21) + ".",                    # over twenty words
+           "Stubb asked, \u201cwhere are you going?\u201d coming near.",
+           "\u201cWhere are you going?\u201d asked Stubb."]     # starts with no letter
+    assert lm.speakable(raw, decon) == ["The birch canoe slid on the smooth planks.",
+                                        "Stubb asked, \u201cwhere are you going?\u201d coming near.",
+           "\u201cWhere are you going?\u201d asked Stubb."]     # starts with no letter
+
+
 def peaky(text: str, ambiguous: dict | None = None) -> torch.Tensor:
     """Log-probs spelling `text`: two frames per character and a blank after each; for a
     position in `ambiguous`, the character there competes with another (slightly more likely)."""

@@ -18,8 +18,11 @@ def test_dry_run_lists_the_stage_commands_in_order(tmp_path):
     recipe(tmp_path, dry_run=True, init_from="checkpoints/default")()
     ran = commands(tmp_path)
     modules = [c.split()[2] for c in ran]
-    assert modules[:3] == ["srcore.data", "srcore.data", "srcore.data"]  # synth, kokoro, asterisk
-    assert modules.index("srcore.train") < modules.index("srcore.lm") < modules.index("srcore.evaluate")
+    assert modules[:4] == ["srcore.lm", "srcore.data", "srcore.data", "srcore.data"]  # text, synth,
+    assert ran[0].split()[3] == "text"                                               # kokoro, asterisk
+    assert all(f"--sentences {ran[0].split('--out ')[1].split()[0]}" in c for c in ran[1:3])
+    lm_build = next(i for i, c in enumerate(ran) if " srcore.lm build " in c)
+    assert modules.index("srcore.train") < lm_build < modules.index("srcore.evaluate")
     train = next(c for c in ran if " srcore.train " in c)
     assert "--init-from checkpoints/default" in train and "--cpu-amp" in train and "--resume" in train
     assert modules[-1] == "srcore.modelcard"

@@ -73,6 +73,28 @@ def test_other_seed_other_texts():
     assert plan(1) != plan(2)
 
 
+def test_sentences_file_gives_its_share_of_the_texts(tmp_path):
+    prose = [f"The {w} boat sailed on the quiet river at dawn." for w in ("red", "old", "long", "tall")]
+    with_prose = synth.plan_corpus(tmp_path, 0.02, seed=3, sentences=prose, sentence_share=0.5)
+    texts = [job.text for job in with_prose]
+    share = sum(t in prose for t in texts) / len(texts)
+    assert 0.25 < share < 0.75
+    assert with_prose == synth.plan_corpus(tmp_path, 0.02, seed=3, sentences=prose, sentence_share=0.5)
+    # without a file the plan is the one it always was (corpora made before it resume)
+    assert synth.plan_corpus(tmp_path, 0.02, seed=3) == synth.plan_corpus(tmp_path, 0.02, seed=3,
+                                                                          sentence_share=0.5)
+    assert not any(job.text in prose for job in synth.plan_corpus(tmp_path, 0.02, seed=3))
+
+
+def test_sentences_file_errors_name_the_file(tmp_path):
+    empty = tmp_path / "none.txt"
+    empty.write_text("\n  \n...\n")
+    with pytest.raises(SystemExit, match="none.txt: no sentence"):
+        synth.read_sentences(empty)
+    with pytest.raises(SystemExit, match="missing.txt: cannot read"):
+        synth.read_sentences(tmp_path / "missing.txt")
+
+
 def test_text_variety():
     generator = synth.TextGenerator(np.random.default_rng(0))
     texts = [generator.sentence() for _ in range(600)]
