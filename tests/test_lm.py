@@ -106,8 +106,7 @@ def test_speakable_sentences_are_plain_prose_of_the_right_length():
            "Stubb asked, \u201cwhere are you going?\u201d coming near.",
            "\u201cWhere are you going?\u201d asked Stubb."]     # starts with no letter
     assert lm.speakable(raw, decon) == ["The birch canoe slid on the smooth planks.",
-                                        "Stubb asked, \u201cwhere are you going?\u201d coming near.",
-           "\u201cWhere are you going?\u201d asked Stubb."]     # starts with no letter
+                                        "Stubb asked, \u201cwhere are you going?\u201d coming near."]
 
 
 def peaky(text: str, ambiguous: dict | None = None) -> torch.Tensor:
