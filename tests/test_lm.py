@@ -97,15 +97,15 @@ def test_decontamination_drops_sentences_sharing_a_six_gram(tmp_path):
 
 def test_speakable_sentences_are_plain_prose_of_the_right_length():
     decon = lm.Decontaminator(["Rice is often served in round bowls."])
-    raw = ["The   birch canoe slid on the smooth planks.",  # kept, spaces tidied
+    raw = ["The   old boat drifted slowly past the harbour.",  # kept, spaces tidied
            "It cost $5 in 1999.",                            # digits and symbols: read ambiguously
            "Too short.",                                     # under four words
            "I said that rice is often served in round bowls today.",  # shares a 6-gram with dev text
-           "The birch canoe slid on the smooth planks!",     # the same words again
+           "The old boat drifted slowly past the harbour!",     # the same words again
            " ".join(["word"] * 21) + ".",                    # over twenty words
            "Stubb asked, \u201cwhere are you going?\u201d coming near.",
            "\u201cWhere are you going?\u201d asked Stubb."]     # starts with no letter
-    assert lm.speakable(raw, decon) == ["The birch canoe slid on the smooth planks.",
+    assert lm.speakable(raw, decon) == ["The old boat drifted slowly past the harbour.",
                                         "Stubb asked, \u201cwhere are you going?\u201d coming near."]
 
 
