@@ -10,8 +10,10 @@ import argparse
 import functools
 import logging
 import os
+import queue
 import random
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -25,10 +27,12 @@ import soundfile as sf
 import torch
 from plotly.subplots import make_subplots
 
-from srcore.audio import AudioError, is_silent, read_audio, to_model_rate
+from srcore import adapt as adaptation
+from srcore.audio import AudioError, is_silent, read_audio, to_model_rate, write_audio
 from srcore.checkpoint import read_config, resolve_model_dir
+from srcore.config import AdaptConfig
 from srcore.evaluate import score_utterances
-from srcore.manifest import SkipReport, read_manifest
+from srcore.manifest import SkipReport, Utterance, read_manifest
 from srcore.metrics import ErrorCounts, word_diff
 from srcore.run import list_runs
 from srcore.text import CHARS
@@ -61,6 +65,11 @@ MODEL_DECODING = -1  # beam_width's code for the model directory's own decoding
 DIFF_COLOURS = {"substitution": "#f59e0b", "deletion": "#ef4444", "insertion": "#22c55e"}
 DIFF_TAGS = {"sub": "substitution", "del": "deletion", "ins": "insertion"}
 WARN = "⚠️ "
+MAX_TAKE_S = 15.0  # a "Teach it your voice" take is one prompt: longer recordings are refused
+ADAPT_MINUTES = 2.0  # default time cap of one adaptation (--adapt-minutes)
+ADAPT_HELD_OUT = 4  # takes kept out of the fine-tuning to show before/after
+MIN_TAKES = ADAPT_HELD_OUT + 4
+SPACE_ENV = "SPACE_ID"  # set on a Hugging Face Space: adaptation is off there unless --allow-adapt
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 
@@ -628,9 +637,203 @@ def build_model_tab(runs_dir, model_dir):
     return picker, refresh, hub_id, revision, download, status
 
 
-def build_demo(model_dir=None, runs_dir=DEFAULT_RUNS_DIR, data_dirs=()) -> gr.Blocks:
+# ------------------------------------------------------------------------------ teach it your voice
+#
+# A visitor's takes live in their session (gr.State, at the model's rate, at most MAX_TAKE_S each);
+# adapting writes them to a session folder, fine-tunes there and keeps the adapted model in it; the
+# folder is deleted with the session (the State's delete_callback).
+
+PROMPTS = adaptation.PROMPTS
+
+
+def prompt_markdown(number) -> str:
+    index = min(max(int(number or 1), 1), len(PROMPTS)) - 1
+    return f"### Prompt {index + 1} of {len(PROMPTS)}\n\n> **{PROMPTS[index]}**"
+
+
+def takes_rows(takes: dict) -> list[list]:
+    return [[i + 1, text, f"{takes[i].size / adaptation_rate():.1f} s" if i in takes else ""]
+            for i, text in enumerate(PROMPTS)]
+
+
+def adaptation_rate() -> int:
+    return 16000  # every shipped and trained model reads 16 kHz audio; adapt_voice checks the model's
+
+
+@shows_errors(lambda message: (gr.update(), gr.update(), gr.update(), message))
+def keep_take(audio_path, number, takes: dict | None):
+    """A recorded or uploaded take of prompt `number` -> (takes, table, next prompt number, status).
+    Recording a prompt again replaces its take."""
+    takes = dict(takes or {})
+    index = min(max(int(number or 1), 1), len(PROMPTS)) - 1
+    name = check_upload(audio_path)
+    try:
+        wave = read_audio(audio_path, adaptation_rate(), MAX_TAKE_S)
+    except AudioError as exc:
+        raise UserError(f"{exc}. A take is one prompt read aloud, at most {MAX_TAKE_S:.0f} s.") from None
+    if wave.numel() < MIN_AUDIO_S * adaptation_rate() or is_silent(wave):
+        raise UserError(f"{name} is silent or too short: read the prompt aloud and record again.")
+    takes[index] = wave.numpy()
+    following = next((i for i in range(index + 1, len(PROMPTS)) if i not in takes),
+                     next((i for i in range(len(PROMPTS)) if i not in takes), index))
+    status = f"Kept a {wave.numel() / adaptation_rate():.1f} s take of prompt {index + 1}; " \
+             f"{len(takes)} of {len(PROMPTS)} recorded."
+    return takes, takes_rows(takes), following + 1, status
+
+
+def new_session_folder() -> str:
+    return tempfile.mkdtemp(prefix="srcore-voice-")
+
+
+def remove_session_folder(folder) -> None:
+    if folder and Path(folder).name.startswith("srcore-voice-"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_takes(takes: dict, folder: Path) -> list[Utterance]:
+    """The takes as clips in `folder` and their utterances, in prompt order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    utterances = []
+    for index in sorted(takes):
+        path = folder / f"prompt_{index + 1:02d}.wav"
+        write_audio(path, takes[index], adaptation_rate())
+        utterances.append(Utterance(str(path), PROMPTS[index], takes[index].size / adaptation_rate(),
+                                    "you"))
+    return utterances
+
+
+def loss_figure(losses: list[float]) -> go.Figure:
+    figure = go.Figure(go.Scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines"))
+    figure.update_layout(height=220, margin=dict(l=40, r=10, t=10, b=30),
+                         xaxis_title="step", yaxis_title="loss")
+    return figure
+
+
+def adapt_in_background(model_dir: str, utterances: list, out: Path, cfg: AdaptConfig):
+    """Run the adaptation in a thread; yields ("step", (step, steps, loss, elapsed, budget)) as it
+    goes and finally ("done", AdaptResult) or ("error", exception)."""
+    events: queue.Queue = queue.Queue()
+
+    def work():
+        try:
+            result = adaptation.adapt(model_dir, utterances, out, cfg,
+                                      on_step=lambda *step: events.put(("step", step)))
+            events.put(("done", result))
+        except Exception as exc:  # noqa: BLE001 - handed to the page as a message
+            log.exception("adaptation failed")
+            events.put(("error", exc))
+
+    threading.Thread(target=work, daemon=True, name="adapt").start()
+    while True:
+        kind, payload = events.get()
+        yield kind, payload
+        if kind != "step":
+            return
+
+
+def default_adapt_config(minutes: float = ADAPT_MINUTES) -> AdaptConfig:
+    return AdaptConfig(minutes=minutes, held_out=ADAPT_HELD_OUT)
+
+
+def adapt_voice(takes: dict | None, model_dir: str | None, folder: str | None,
+                cfg: AdaptConfig | None = None, progress=gr.Progress()):
+    """Fine-tune the visitor's model on their takes. Yields (status, loss plot, before/after rows,
+    model zip, model state, session folder) as it goes; the adapted model becomes this visitor's."""
+    cfg = cfg or default_adapt_config()
+    takes = dict(takes or {})
+    folder = folder if folder and Path(folder).is_dir() else new_session_folder()
+    unchanged = (gr.update(), [], None, model_dir, folder)
+    if len(takes) < MIN_TAKES:
+        yield (WARN + f"Record at least {MIN_TAKES} prompts first ({len(takes)} so far); "
+               f"{ADAPT_HELD_OUT} of them are kept aside to measure the change.", *unchanged)
+        return
+    base = model_dir or str(DEFAULT_MODEL_DIR)
+    if not is_model_dir(base):
+        yield WARN + missing_model_message(base), *unchanged
+        return
+    if read_config(base)["model"].get("features", {}).get("sample_rate", 16000) != adaptation_rate():
+        yield WARN + "This model does not read 16 kHz audio; choose another to adapt.", *unchanged
+        return
+    session = Path(folder)
+    shutil.rmtree(session / "takes", ignore_errors=True)
+    utterances = write_takes(takes, session / "takes")
+    out = session / "adapted-model"
+    losses, last_shown = [], 0.0
+    progress(0, desc="starting")
+    for kind, payload in adapt_in_background(base, utterances, out, cfg):
+        if kind == "step":
+            step, steps, loss, elapsed, budget = payload
+            losses.append(loss)
+            progress(max(step / steps, elapsed / budget), desc=f"step {step}, loss {loss:.2f}")
+            if time.monotonic() - last_shown > 1.0:
+                last_shown = time.monotonic()
+                yield (f"Learning your voice: step {step}, loss {loss:.2f}, {elapsed:.0f} of "
+                       f"at most {budget:.0f} s.", loss_figure(losses), [], None, model_dir, folder)
+        elif kind == "error":
+            yield WARN + f"Adaptation failed ({type(payload).__name__}: {payload}).", *unchanged
+            return
+        else:
+            result = payload
+    shutil.rmtree(session / "takes", ignore_errors=True)  # the model keeps what it learnt
+    archive = shutil.make_archive(str(session / "adapted-model"), "zip", out)
+    rows = [[row["ref"], row["before"], row["after"]] for row in result.held_out]
+    yield (f"**Adapted** in {result.seconds:.0f} s ({result.steps} steps on {result.clips} takes). "
+           f"On your {result.before['n']} held-out prompts: WER {100 * result.before['wer']:.0f} % "
+           f"before, **{100 * result.after['wer']:.0f} %** after. Your transcriptions now use the "
+           "adapted model (this session only); download it below.",
+           loss_figure(losses), rows, archive, str(out), folder)
+
+
+def build_voice_tab(model_state, allowed: bool, cfg: AdaptConfig):
+    if not allowed:
+        gr.Markdown("Teaching the model your voice is switched off on this server (it is off on "
+                    "a public Space unless the app is started with `--allow-adapt`). Run the app "
+                    "on your own machine to use it, or use `python -m srcore.adapt`.")
+        return
+    gr.Markdown(f"Read the prompts aloud, one take each (record again to replace one). With "
+                f"{MIN_TAKES} or more, **Adapt** fine-tunes the model to your voice for at most "
+                f"{cfg.minutes:g} min, keeping {cfg.held_out} takes aside to show the difference. "
+                "Your recordings and your adapted model stay in your session only and are "
+                "deleted when you leave. One adaptation runs at a time; others wait in line.")
+    takes = gr.State({})
+    folder = gr.State(None, delete_callback=remove_session_folder)
+    with gr.Row():
+        with gr.Column(scale=3):
+            number = gr.Slider(1, len(PROMPTS), value=1, step=1, label="Prompt")
+            prompt = gr.Markdown(prompt_markdown(1), elem_id="voice-prompt")
+            take = gr.Audio(sources=["microphone", "upload"], type="filepath",
+                            label=f"Your take (at most {MAX_TAKE_S:.0f} s)", elem_id="voice-take")
+            keep = gr.Button("Keep this take", elem_id="keep-take")
+            status = gr.Markdown(elem_id="voice-status")
+        with gr.Column(scale=2):
+            table = gr.Dataframe(takes_rows({}), headers=["#", "prompt", "take"], interactive=False,
+                                 wrap=True, label="Your takes", elem_id="voice-takes")
+    adapt_button = gr.Button("Adapt the model to my voice", variant="primary", elem_id="adapt-button")
+    loss = gr.Plot(label="Training loss")
+    results = gr.Dataframe(headers=["held-out prompt", "before", "after"], interactive=False,
+                           wrap=True, label="Before and after, on prompts it did not learn from",
+                           elem_id="voice-results")
+    archive = gr.File(label="Your adapted model (a model directory, zipped)")
+    number.change(prompt_markdown, number, prompt, api_name="voice_prompt")
+    keep.click(keep_take, [take, number, takes], [takes, table, number, status], api_name="keep_take"
+               ).then(lambda: None, None, take, api_name=False)
+    adapt_button.click(functools.partial(adapt_voice, cfg=cfg),
+                       [takes, model_state, folder], [status, loss, results, archive, model_state, folder],
+                       api_name="adapt_voice", concurrency_limit=1, concurrency_id="adapt")
+
+
+def adapt_allowed_by_default() -> bool:
+    """Teaching the model a voice is on, except on a public Hugging Face Space."""
+    return not os.environ.get(SPACE_ENV)
+
+
+def build_demo(model_dir=None, runs_dir=DEFAULT_RUNS_DIR, data_dirs=(), allow_adapt: bool | None = None,
+               adapt_config: AdaptConfig | None = None) -> gr.Blocks:
     """The whole app for `model_dir` (default: the shipped model) and the runs under `runs_dir`;
-    visitors may read files in those, the project, uploads and `data_dirs` only."""
+    visitors may read files in those, the project, uploads and `data_dirs` only. `allow_adapt`
+    (default: not on a Space) turns on "Teach it your voice" with `adapt_config` (default: a
+    ADAPT_MINUTES cap, ADAPT_HELD_OUT takes held out)."""
+    allow_adapt = adapt_allowed_by_default() if allow_adapt is None else allow_adapt
     model_dir = str(model_dir or DEFAULT_MODEL_DIR)
     runs_dir = str(runs_dir) if runs_dir else None
     with gr.Blocks(title="srcore speech recognition", analytics_enabled=False) as demo:
@@ -641,6 +844,8 @@ def build_demo(model_dir=None, runs_dir=DEFAULT_RUNS_DIR, data_dirs=()) -> gr.Bl
             build_transcribe_tab(model_state)
         with gr.Tab("Validation samples"):
             manifest = build_validation_tab(model_state, runs_dir, model_dir, data_dirs)
+        with gr.Tab("Teach it your voice"):
+            build_voice_tab(model_state, allow_adapt, adapt_config or default_adapt_config())
         with gr.Tab("Model"):
             picker, refresh, hub_id, revision, download, status = build_model_tab(
                 runs_dir, model_dir)
@@ -673,10 +878,16 @@ def main(argv=None) -> None:
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
     parser.add_argument("--data", action="append", default=[],
                         help="a folder of manifests and audio visitors may score (repeatable)")
+    parser.add_argument("--allow-adapt", action=argparse.BooleanOptionalAction, default=None,
+                        help="the \"Teach it your voice\" tab (default: on, but off on a Hugging Face Space)")
+    parser.add_argument("--adapt-minutes", type=float, default=ADAPT_MINUTES,
+                        help=f"time cap of one adaptation (default {ADAPT_MINUTES:g})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    custom = args.model is not None or args.runs != str(DEFAULT_RUNS_DIR) or args.data
-    page = build_demo(args.model, args.runs, args.data) if custom else demo
+    custom = (args.model is not None or args.runs != str(DEFAULT_RUNS_DIR) or args.data
+              or args.allow_adapt is not None or args.adapt_minutes != ADAPT_MINUTES)
+    page = build_demo(args.model, args.runs, args.data, args.allow_adapt,
+                      default_adapt_config(args.adapt_minutes)) if custom else demo
     model_dir = args.model or DEFAULT_MODEL_DIR
     if is_model_dir(model_dir):
         get_recognizer(model_dir)  # load before the first visitor arrives

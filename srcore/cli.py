@@ -11,6 +11,7 @@ import sys
 
 COMMANDS = {  # name: (module, what it does)
     "train": ("srcore.train", "train a model (run folder: config, metrics, checkpoints)"),
+    "adapt": ("srcore.adapt", "adapt a model to one speaker's recordings in minutes"),
     "evaluate": ("srcore.evaluate", "score a model on a manifest (WER, CER, RTF)"),
     "transcribe": ("srcore.transcribe", "speech to text for audio files"),
     "data": ("srcore.data", "corpora: synth, import, split, combine"),

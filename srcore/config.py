@@ -76,6 +76,27 @@ class TrainConfig:
                                             metadata={"help": "waveform augmentation"})
 
 
+@dataclass
+class AdaptConfig:
+    """Adapting a model to one speaker (srcore/adapt.py): short, gentle, and anchored."""
+    minutes: float = option(2.0, "wall-clock cap on the fine-tuning")
+    max_steps: int = option(150, "optimiser steps at most")
+    lr: float = option(3e-4, "peak learning rate (AdamW; a tenth of training's)")
+    warmup_steps: int = option(10, "linear learning-rate warm-up, in steps")
+    batch_size: int = option(8, "the speaker's clips per step")
+    anchor: float = option(0.0, "L2-SP: pull of the starting weights (0: off)")
+    layers: str = option("all", "what learns: all, or a comma list of parts (frontend, norm, rnn, head)")
+    replay: str = option("", "manifest of general speech mixed into every step (against forgetting)")
+    replay_batch: int = option(4, "replay clips per step (with --replay)")
+    held_out: int = option(0, "clips kept out of the fine-tuning to measure before and after")
+    augment: bool = option(True, "waveform augmentation of the takes (speed, noise, codecs, warp)")
+    specaugment: bool = option(True, "SpecAugment on the takes")
+    threads: int = option(0, "torch threads (0: torch's default)")
+    seed: int = option(0, "seed of batches and augmentation")
+    augmentation: WaveAugmentConfig = field(default_factory=WaveAugmentConfig,
+                                            metadata={"help": "waveform augmentation"})
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 

@@ -1,0 +1,177 @@
+"""srcore.adapt: a model learns a voice it never heard from a few of its clips, and the app's
+"Teach it your voice" handlers run end to end (gradio_client)."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SAMPLE_RATE, WORDS, free_port, speak
+
+from srcore import adapt
+from srcore.audio import write_audio
+from srcore.checkpoint import load_model, read_config
+from srcore.config import AdaptConfig
+from srcore.evaluate import evaluate
+from srcore.manifest import read_manifest
+from srcore.transcribe import Recognizer
+
+NEW_VOICE = "en+f4"  # an eSpeak voice the tiny model never heard (it trained on en-us)
+
+
+def voice_manifest(folder: Path, rates, name: str) -> Path:
+    """WORDS read by NEW_VOICE at each rate, as a manifest with absolute keys."""
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for rate in rates:
+        for word in WORDS:
+            wave = np.concatenate([np.zeros(1600, np.float32), speak(word, NEW_VOICE, rate),
+                                   np.zeros(1600, np.float32)])
+            path = folder / name / f"{word}_{rate}.wav"
+            write_audio(path, wave, SAMPLE_RATE)
+            rows.append({"key": str(path), "text": word, "duration": round(wave.size / SAMPLE_RATE, 3)})
+    manifest = folder / f"{name}.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def new_voice(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("new-voice")
+    return (voice_manifest(folder, (125, 150, 160, 185), "learn"),
+            voice_manifest(folder, (140, 170), "held-out"))
+
+
+def test_adapt_command_lowers_the_new_voices_wer(trained_model, new_voice, tmp_path, capsys):
+    learn, held_out = new_voice
+    before = evaluate(Recognizer.load(trained_model), held_out).counts.wer
+    out = tmp_path / "adapted"
+    adapt.main(["--model", str(trained_model), "--manifest", str(learn), "--out", str(out),
+                "--lr", "0.003", "--max-steps", "60", "--batch-size", "8", "--no-augment",
+                "--no-specaugment", "--threads", "1"])
+    summary = json.loads(capsys.readouterr().out)
+    after = evaluate(Recognizer.load(out), held_out).counts.wer
+    assert before >= 0.5 and after <= before / 2, (before, after)
+    assert summary["steps"] == 60 and summary["clips"] == 16
+    meta = read_config(out)
+    assert meta["adapted"]["clips"] == 16 and meta["adapted"]["config"]["lr"] == 0.003
+    assert "adapted to one speaker" in (out / "README.md").read_text()
+    load_model(out)  # an ordinary model directory
+
+
+def test_held_out_clips_are_measured_before_and_after(trained_model, new_voice, tmp_path):
+    learn, _ = new_voice
+    cfg = AdaptConfig(lr=0.003, max_steps=40, held_out=4, augment=False, specaugment=False, threads=1)
+    steps = []
+    result = adapt.adapt(trained_model, read_manifest(learn), tmp_path / "m", cfg,
+                         on_step=lambda *s: steps.append(s))
+    assert result.clips == 12 and len(result.held_out) == 4 and result.before["n"] == 4
+    assert result.after["wer"] <= result.before["wer"]
+    assert [s[0] for s in steps] == list(range(1, 41)) and steps[-1][1] == 40
+    assert "| before | 4 |" in (tmp_path / "m" / "README.md").read_text()
+
+
+def test_time_cap_stops_the_fine_tuning(trained_model, new_voice, tmp_path):
+    learn, _ = new_voice
+    cfg = AdaptConfig(minutes=0.0, max_steps=1000, threads=1)
+    result = adapt.adapt(trained_model, read_manifest(learn), tmp_path / "m", cfg)
+    assert result.steps == 0 and (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_frozen_layers_keep_their_weights(trained_model, new_voice, tmp_path):
+    learn, _ = new_voice
+    cfg = AdaptConfig(lr=0.003, max_steps=5, layers="head", augment=False, threads=1)
+    adapt.adapt(trained_model, read_manifest(learn), tmp_path / "m", cfg)
+    base, _ = load_model(trained_model)
+    adapted, _ = load_model(tmp_path / "m")
+    for (name, a), b in zip(base.state_dict().items(), adapted.state_dict().values()):
+        assert a.equal(b) != name.startswith("head."), name
+    with pytest.raises(ValueError, match="choose all or parts of"):
+        adapt.learning_parameters(adapted, "decoder")
+
+
+def test_learning_rate_warms_up_then_decays():
+    cfg = AdaptConfig(lr=1e-3, warmup_steps=10, max_steps=100)
+    rates = [adapt.learning_rate(s, cfg) for s in range(100)]
+    assert rates[0] == pytest.approx(1e-4) and max(rates) == pytest.approx(rates[9])
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))
+    assert adapt.learning_rate(100, cfg) == pytest.approx(1e-4)
+    assert not any(math.isnan(r) for r in rates)
+
+
+def test_held_out_split_is_seeded_and_refuses_leaving_nothing():
+    items = list(range(10))
+    learn, held = adapt.split_held_out(items, 3, seed=1)
+    assert len(held) == 3 and sorted(learn + held) == items
+    assert adapt.split_held_out(items, 3, seed=1) == (learn, held)
+    with pytest.raises(ValueError, match="leaves nothing"):
+        adapt.split_held_out(items, 10, seed=1)
+
+
+def test_prompts_cover_the_alphabet():
+    letters = set("".join(adapt.PROMPTS).lower())
+    assert set("abcdefghijklmnopqrstuvwxyz") <= letters and len(adapt.PROMPTS) == 20
+
+
+# ------------------------------------------------------------------------------ the app tab
+
+@pytest.fixture(scope="module")
+def voice_server(trained_model):
+    import app
+    cfg = AdaptConfig(minutes=0.5, held_out=app.ADAPT_HELD_OUT, lr=0.003, max_steps=40, augment=False,
+                      specaugment=False)
+    demo = app.build_demo(trained_model, None, allow_adapt=True, adapt_config=cfg)
+    _, url, _ = app.launch(demo, free_port(), prevent_thread_lock=True, quiet=True)
+    yield app, url
+    demo.close()
+
+
+def test_voice_tab_end_to_end_through_gradio_client(voice_server, new_voice):
+    app, url = voice_server
+    from gradio_client import Client, handle_file
+    learn, _ = new_voice
+    clips = [row.path for row in read_manifest(learn)]
+    client = Client(url, verbose=False)
+    for number, clip in enumerate(clips[: app.MIN_TAKES], start=1):
+        table, following, status = client.predict(handle_file(clip), number, api_name="/keep_take")
+        assert f"{number} of {len(app.PROMPTS)} recorded" in status
+    assert following == app.MIN_TAKES + 1
+    status, _, results, archive = client.predict(api_name="/adapt_voice")
+    assert "Adapted" in status and "held-out prompts" in status, status
+    assert len(results["data"]) == app.ADAPT_HELD_OUT and Path(archive).suffix == ".zip"
+
+
+def test_voice_tab_refuses_too_few_takes_and_bad_audio(tmp_path):
+    import app
+    status = list(app.adapt_voice({0: np.zeros(16000, np.float32)}, None, None))[-1][0]
+    assert status.startswith(app.WARN) and f"at least {app.MIN_TAKES}" in status
+    fake = tmp_path / "take.wav"
+    fake.write_text("not audio")
+    assert "take.wav is not audio" in app.keep_take(str(fake), 1, {})[-1]
+    quiet = tmp_path / "quiet.wav"
+    write_audio(quiet, np.zeros(16000, np.float32), SAMPLE_RATE)
+    assert "silent" in app.keep_take(str(quiet), 1, {})[-1]
+    long = tmp_path / "long.wav"
+    write_audio(long, np.random.default_rng(0).normal(0, 0.1, 20 * SAMPLE_RATE).astype(np.float32),
+                SAMPLE_RATE)
+    assert "at most 15 s" in app.keep_take(str(long), 1, {})[-1]
+
+
+def test_voice_tab_is_off_on_a_space_unless_allowed(monkeypatch):
+    import app
+    monkeypatch.setenv(app.SPACE_ENV, "someone/space")
+    assert not app.adapt_allowed_by_default()
+    monkeypatch.delenv(app.SPACE_ENV)
+    assert app.adapt_allowed_by_default()
+
+
+def test_session_folder_is_removed_with_the_session(tmp_path):
+    import app
+    folder = Path(app.new_session_folder())
+    (folder / "adapted-model").mkdir()
+    app.remove_session_folder(str(folder))
+    assert not folder.exists()
+    other = tmp_path / "keep-me"
+    other.mkdir()
+    app.remove_session_folder(str(other))  # only the app's own session folders
+    assert other.exists()
