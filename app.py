@@ -361,11 +361,6 @@ def new_live_state(rate: int = 0) -> dict:
     return {"rate": rate, "settled": "", "pending": np.zeros(0, np.float32), "seconds": 0.0}
 
 
-def reset_live():
-    """Start a fresh live recording: empty buffer, empty transcript."""
-    return new_live_state(), ""
-
-
 def _words_in(recognizer: Recognizer, samples: np.ndarray, rate: int) -> str:
     """Transcript of a piece of a live recording; silence and slivers are no words."""
     if samples.size < MIN_AUDIO_S * rate or is_silent(samples):
@@ -571,7 +566,9 @@ def build_transcribe_tab(model_state):
         live_state = gr.State(new_live_state())
         mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone")
         live_text = gr.Textbox(label="Live transcript", lines=3, elem_id="live-transcript")
-    mic.start_recording(reset_live, None, [live_state, live_text], api_name="reset_live")
+    # The recording's state is reset when it stops (the transcript stays on the page): an event
+    # at its start raced the first streamed chunks and, now and then, no chunk was ever answered.
+    mic.stop_recording(new_live_state, None, live_state, api_name="reset_live")
     mic.stream(live_transcribe, [mic, live_state, model_state], [live_state, live_text],
                api_name="live_transcribe", stream_every=LIVE_EVERY_S, time_limit=int(MAX_AUDIO_S),
                concurrency_limit=TRANSCRIBE_CONCURRENCY, concurrency_id="model")

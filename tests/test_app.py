@@ -181,8 +181,8 @@ def stream_chunks(wave: np.ndarray, rate: int, chunk_s: float = 0.5):
 
 
 def test_live_transcription_accumulates_the_stream(trained_model):
-    live, text = app.reset_live()
-    assert text == "" and live["pending"].size == 0
+    live = app.new_live_state()
+    assert live["pending"].size == 0 and live["settled"] == ""
     wave = resampled(np.concatenate([padded("go", 0.3), np.zeros(4800, np.float32)]), 48000)
     for chunk in stream_chunks(wave, 48000):
         live, text = app.live_transcribe(chunk, live, str(trained_model))
