@@ -54,6 +54,7 @@ MAX_UPLOAD_MB = 100  # uploads above this are refused (launch's max_file_size an
 MAX_AUDIO_MIN = MAX_AUDIO_S / 60  # longer audio is refused; up to it, it is chunked
 LIVE_WINDOW_S = 20.0  # live transcription re-reads at most this much of the latest audio
 LIVE_EVERY_S = 1.0  # the live transcript is refreshed this often
+LIVE_API_RATE = 16000  # pieces sent to /live_transcribe are read at this rate
 PLOT_MAX_S = 120.0  # the picture shows at most the first this many seconds
 TRANSCRIBE_CONCURRENCY = 4  # transcriptions run at once; more wait in the queue
 DEFAULT_SAMPLES = 10  # validation samples shown, as the original notebook did
@@ -396,6 +397,20 @@ def live_transcribe(chunk, live: dict | None, model_dir: str | None = None):
     return live, _joined(settled, _words_in(recognizer, pending, rate)) or "…"
 
 
+@shows_errors(lambda message: (new_live_state(), message))
+def live_transcribe_file(path, live: dict | None, model_dir: str | None = None):
+    """/live_transcribe for API clients (gradio_client can't follow the microphone's stream): the
+    next piece of a recording as a file, at most LIVE_WINDOW_S long -> (recording, transcript)."""
+    name = check_upload(path)
+    try:
+        wave = read_audio(path, LIVE_API_RATE, LIVE_WINDOW_S)
+    except AudioError as exc:
+        raise UserError(f"{exc}. Send a recording in pieces of at most {LIVE_WINDOW_S:.0f} s.") from None
+    if wave.numel() == 0:
+        raise UserError(f"{name} is empty.")
+    return live_transcribe((LIVE_API_RATE, wave.numpy()), live, model_dir)
+
+
 # ------------------------------------------------------------------------------ validation
 
 
@@ -570,8 +585,15 @@ def build_transcribe_tab(model_state):
     # at its start raced the first streamed chunks and, now and then, no chunk was ever answered.
     mic.stop_recording(new_live_state, None, live_state, api_name="reset_live")
     mic.stream(live_transcribe, [mic, live_state, model_state], [live_state, live_text],
-               api_name="live_transcribe", stream_every=LIVE_EVERY_S, time_limit=int(MAX_AUDIO_S),
-               concurrency_limit=TRANSCRIBE_CONCURRENCY, concurrency_id="model")
+               api_name="live_stream", api_visibility="private", stream_every=LIVE_EVERY_S,
+               time_limit=int(MAX_AUDIO_S), concurrency_limit=TRANSCRIBE_CONCURRENCY,
+               concurrency_id="model")
+    # The same for API clients, a piece (a file) per call; the session keeps the recording.
+    piece = gr.Audio(type="filepath", visible=False)
+    send_piece = gr.Button(visible=False)
+    send_piece.click(live_transcribe_file, [piece, live_state, model_state], [live_state, live_text],
+                     api_name="live_transcribe", concurrency_limit=TRANSCRIBE_CONCURRENCY,
+                     concurrency_id="model")
 
 
 def build_validation_tab(model_state, runs_dir, model_dir, data_dirs=()):

@@ -4,7 +4,7 @@ other speakers before and after (forgetting).
     python bench/adapt_speaker.py --model checkpoints/default \\
         --speaker ../shared/data/dev-real/cathy/all.jsonl --adapt-clips 20 \\
         --others ../shared/data/dev-real/commands/all.jsonl ../shared/data/dev-real/harvard/all.jsonl \\
-        --out /tmp/adapt-bench [--variant name:--flag,value ...] [--threads 2]
+        --out /tmp/adapt-bench [--variant "name:--flag value ..."] [--threads 2]
 
 Every variant adapts the same N clips (drawn by --seed) with `python -m srcore.adapt` plus its own
 flags; each row of the table is one model, scored with its own default decoding. Measuring only:
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--others", type=Path, nargs="*", default=[])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--variant", action="append", default=[],
-                        help="NAME:FLAGS, flags comma-separated (e.g. anchor:--anchor,0.01)")
+                        help="NAME:FLAGS, srcore.adapt flags (e.g. \"anchor:--anchor 0.01\"); repeatable")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -62,12 +62,13 @@ def main() -> None:
     learn, rest = split(args.speaker, args.adapt_clips, args.seed, args.out)
     sets = {"speaker held out": rest, **{p.parent.name: p for p in args.others}}
     results = {"before": score(args.model, sets)}
+    print(f"before: {json.dumps(results['before'])}", file=sys.stderr, flush=True)
     timings = {}
     for variant in args.variant or ["default:"]:
         name, _, flags = variant.partition(":")
         target = args.out / name
         command = [sys.executable, "-m", "srcore.adapt", "--model", str(args.model), "--manifest", str(learn),
-                   "--out", str(target), "--threads", str(args.threads), *[f for f in flags.split(",") if f]]
+                   "--out", str(target), "--threads", str(args.threads), *flags.split()]
         started = time.perf_counter()
         subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         timings[name] = time.perf_counter() - started

@@ -340,7 +340,22 @@ def test_every_handler_is_a_named_endpoint(client):
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/transcribe", "/live_transcribe", "/reset_live", "/validate", "/show_sample",
             "/choose_model", "/refresh_models", "/download_hub_model",
-            "/use_uploaded_manifest"} <= endpoints
+            "/use_uploaded_manifest", "/keep_take", "/adapt_voice"} <= endpoints
+    assert "/live_stream" not in endpoints  # the browser's stream: gradio_client can't follow it
+
+
+def test_client_live_transcribes_piece_by_piece(client, tmp_path):
+    from gradio_client import handle_file
+    word = padded("go", 0.3)
+    halves = [tmp_path / "first.wav", tmp_path / "second.wav"]
+    sf.write(halves[0], word[: word.size // 2], 16000)
+    sf.write(halves[1], word[word.size // 2:], 16000)
+    first = client.predict(handle_file(str(halves[0])), api_name="/live_transcribe")
+    assert first != "go"  # half a word
+    assert client.predict(handle_file(str(halves[1])), api_name="/live_transcribe") == "go"  # the
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 25, np.float32) + 0.1, 16000)  # session kept
+    message = client.predict(handle_file(str(tmp_path / "long.wav")), api_name="/live_transcribe")
+    assert message.startswith(app.WARN) and "pieces of at most 20 s" in message
 
 
 def test_client_transcribes_and_validates(client, word_corpus):
