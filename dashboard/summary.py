@@ -19,6 +19,16 @@ def format_seconds(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
+def run_heading(name: str, status: dict) -> str:
+    """The run's heading, "NAME: state · epoch E · P%" (epoch and progress once known)."""
+    parts = [f"{name}: {status.get('state')}"]
+    if status.get("epoch") is not None:
+        parts.append(f"epoch {status['epoch']}")
+    if status.get("progress") is not None:
+        parts.append(f"{float(status['progress']):.0%}")
+    return " · ".join(parts)
+
+
 def run_summary(run: RunFolder) -> dict:
     status, config, rows = run.read_status(), run.read_config(), run.read_metrics(None)
     updated = status.get("updated")

@@ -168,7 +168,7 @@ def test_runs_page_stops_and_resumes_a_training_process(runs_root, word_corpus):
     started.process.wait(timeout=WAIT_S)
     assert run.read_status()["state"] == STOPPED
     assert at.success[0].value == "stop requested: endless is now stopped"
-    assert at.subheader[0].value == "endless: stopped"
+    assert at.subheader[0].value.startswith("endless: stopped · epoch")
 
     button(at, "Resume").click().run()
     assert not at.exception and not at.error
@@ -254,7 +254,9 @@ def dashboard_server(runs_root, tmp_path):
         server.wait(timeout=WAIT_S)
 
 
-def test_chromium_renders_the_curves_plot(dashboard_server):
+@pytest.fixture
+def browser_page():
+    """A headless Chromium page (skips where Chromium or Python playwright is missing)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
@@ -262,13 +264,59 @@ def test_chromium_renders_the_curves_plot(dashboard_server):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            page.goto(f"{dashboard_server}/curves")
-            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=WAIT_S * 1000)
-            assert page.locator(".js-plotly-plot").count() >= 2
-            assert page.get_by_text("runs folder:").is_visible()  # served through st.navigation
-            assert "stale · train_loss" in page.locator(".js-plotly-plot").first.inner_text()
+            page.set_default_timeout(WAIT_S * 1000)
+            yield page
         finally:
             browser.close()
+
+
+def test_chromium_renders_the_curves_plot(dashboard_server, browser_page):
+    page = browser_page
+    page.goto(f"{dashboard_server}/curves")
+    page.wait_for_selector(".js-plotly-plot .main-svg")
+    assert page.locator(".js-plotly-plot").count() >= 2
+    assert page.get_by_text("runs folder:").is_visible()  # served through st.navigation
+    assert "stale · train_loss" in page.locator(".js-plotly-plot").first.inner_text()
+
+
+@pytest.mark.browser
+def test_enter_in_the_run_name_does_not_launch_a_half_filled_run(dashboard_server, browser_page,
+                                                                 runs_root, word_corpus):
+    page = browser_page
+    page.goto(dashboard_server)  # the Launch page
+    page.get_by_label("run name").fill("typed first")
+    page.get_by_label("run name").press("Enter")  # before the fix: launched with every default
+    page.get_by_label("model").click()
+    page.get_by_role("option", name="tiny", exact=True).click()
+    for label, value in {"epochs": 1, "batch size": 2}.items():
+        page.get_by_label(label, exact=True).fill(str(value))
+    page.get_by_text("more options").click()
+    for label, value in {"max steps (0: no limit)": 1, "torch threads (0: default)": 1}.items():
+        page.get_by_label(label).fill(str(value))
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Follow it on the Runs page").wait_for()
+    run = RunFolder(runs_root / "typed-first")
+    config = run.read_config()
+    assert (config["model"], config["epochs"], config["batch_size"], config["max_steps"],
+            config["threads"]) == ("tiny", 1, 2, 1, 1)
+    assert config["train"] == str(word_corpus)
+    wait_until(lambda: run.read_status()["state"] != RUNNING, what="the launched run to end")
+
+
+@pytest.mark.browser
+def test_runs_page_heading_and_log_follow_a_running_run(runs_root, dashboard_server, browser_page):
+    run = RunFolder(runs_root / "running")
+    newest = run.config_path.stat().st_mtime + 60
+    os.utime(run.config_path, (newest, newest))  # listed first: the Runs page shows it
+    page = browser_page
+    page.goto(f"{dashboard_server}/runs")
+    page.get_by_text("running log line").wait_for()
+    assert page.get_by_text("running: running · epoch 2 · 50%").is_visible()
+    with open(run.log_path, "a") as log:
+        log.write("epoch 3 began\n")
+    run.write_status(RUNNING, progress=0.75, epoch=3, step=30)
+    page.get_by_text("epoch 3 began").wait_for()  # no click, no reload: the page refreshes itself
+    page.get_by_text("running: running · epoch 3 · 75%").wait_for()
 
 
 def test_launch_page_makes_a_synthetic_corpus_to_train_on(runs_root, tmp_path, monkeypatch):

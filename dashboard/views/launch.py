@@ -48,7 +48,8 @@ def pick_manifest(label: str, key: str, guess: str) -> str | None:
 
 
 def launch_form() -> None:
-    with st.form("launch"):
+    # Enter in a text field must not launch: only the button does, once every field is set.
+    with st.form("launch", enter_to_submit=False):
         left, right = st.columns(2)
         with left:
             train = pick_manifest("train manifest", "train", "train.jsonl")

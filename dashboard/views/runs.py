@@ -1,8 +1,16 @@
 """Runs: every run with its status; stop, kill or resume one; the tail of its log."""
 import streamlit as st
 
-from dashboard.summary import run_summary
-from srcore.launch import LaunchError, console_tail, kill_run, resume_run, runs_root, stop_run
+from dashboard.summary import run_heading, run_summary
+from srcore.launch import (
+    LaunchError,
+    console_tail,
+    is_running,
+    kill_run,
+    resume_run,
+    runs_root,
+    stop_run,
+)
 from srcore.run import FAILED, RUNNING, STALE, STOPPED, list_runs
 
 REFRESH_S = 3
@@ -15,7 +23,7 @@ runs = list_runs(root)
 if not runs:
     st.info(f"No runs in `{root.resolve()}` yet: start one on the Launch page.")
     st.stop()
-live = any(run.read_status().get("state") == RUNNING for run in runs)
+live = any(is_running(run) for run in runs)
 
 
 @st.fragment(run_every=REFRESH_S if live else None)
@@ -51,11 +59,21 @@ def controls(run) -> None:
             act(resume_run, run, "resumed")
 
 
-def details(run) -> None:
+runs_table()
+chosen = st.selectbox("run", [run.name for run in runs], key="run")
+run = next(run for run in runs if run.name == chosen)
+live_run = is_running(run)
+
+
+@st.fragment(run_every=REFRESH_S if live_run else None)
+def details() -> None:
+    """Heading, controls and log tail of the chosen run, refreshed while it runs."""
     status = run.read_status()
-    st.subheader(f"{run.name}: {status.get('state')}")
+    st.subheader(run_heading(run.name, status))
     if status.get("error"):
         st.error(status["error"])
+    elif status.get("note"):
+        st.info(status["note"])
     if "outcome" in st.session_state:
         show, message = st.session_state.pop("outcome")
         show(message)
@@ -63,11 +81,11 @@ def details(run) -> None:
     st.caption(f"`{run.path}`")
     st.code(run.log_tail(LOG_LINES) or "(no log yet)", language="text")
     console = console_tail(run, LOG_LINES)
-    if console and run.read_status().get("state") in (FAILED, STALE):
+    if console and status.get("state") in (FAILED, STALE):
         st.caption("console output (stdout/stderr)")
         st.code(console, language="text")
+    if live_run and status.get("state") != RUNNING:
+        st.rerun()  # it ended: redraw the page once (table, controls), then stop refreshing
 
 
-runs_table()
-chosen = st.selectbox("run", [run.name for run in runs], key="run")
-details(next(run for run in runs if run.name == chosen))
+details()
