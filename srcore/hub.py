@@ -19,6 +19,7 @@ import argparse
 import os
 import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -36,6 +37,10 @@ OPTIONAL_FILES = ("tokens.txt", "decoding.json", "lm/lm.arpa", "lm/lexicon.txt",
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 MASK = "***"
 LIBRARY = {"library_name": "srcore", "library_version": __version__}
+# The network failing: no route or name, refused, timed out (also huggingface_hub's offline mode,
+# a ConnectionError); TRANSPORT_ERROR is the base class of the same errors in httpx and httpx2.
+NETWORK_ERRORS = (socket.gaierror, ConnectionError, TimeoutError)
+TRANSPORT_ERROR = "TransportError"
 
 
 class HubError(Exception):
@@ -148,8 +153,30 @@ def push_to_hub(model_dir_or_run, repo_id: str, private: bool = False, token: st
             api.upload_folder(repo_id=repo_id, folder_path=bundle,
                               commit_message=commit_message or f"srcore {__version__}: upload {source.name}")
         except Exception as exc:  # any failure: re-raised without the token in its text
-            raise HubError(mask_secrets(f"{type(exc).__name__}: {exc}", token)) from None
+            raise HubError(mask_secrets(push_failure(exc, repo_id, source), token)) from None
     return str(url)
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """Whether exc, or an exception behind it, is the network failing (not the Hub refusing)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, NETWORK_ERRORS) or any(c.__name__ == TRANSPORT_ERROR for c in type(exc).__mro__):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def push_failure(exc: Exception, repo_id: str, source: Path) -> str:
+    """What failed; a network failure in one line that says the Hub was out of reach and that
+    nothing was lost."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if not is_network_error(exc):
+        return detail
+    return (f"push to {repo_id} failed: could not reach the Hugging Face Hub ({' '.join(detail.split())}); "
+            f"check the network connection and try again. Nothing was lost: the model in {source} "
+            "is unchanged.")
 
 
 # ---------------------------------------------------------------- command line

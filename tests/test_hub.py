@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from huggingface_hub import ModelCard, RepoUrl
+from conftest import free_port
+from huggingface_hub import HfApi, ModelCard, RepoUrl
 from safetensors.torch import load_file, save_file
 
 from srcore import hub, modelcard
@@ -180,6 +181,19 @@ def test_push_errors_never_show_the_token(monkeypatch, tmp_path, trained_run):
     assert TOKEN not in str(caught.value) and "401" in str(caught.value)
     with pytest.raises(hub.HubError, match="USER/NAME"):
         hub.push_to_hub(trained_run, "no-namespace", token=TOKEN)
+
+
+def test_a_push_without_network_says_so_in_one_line(monkeypatch, trained_run):
+    unreachable = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the connection fails
+    monkeypatch.setattr(hub, "HfApi", lambda **kwargs: HfApi(endpoint=unreachable, **kwargs))
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    with pytest.raises(SystemExit) as exited:
+        hub.main(["push", str(trained_run), "--repo-id", REPO])
+    message = str(exited.value.code)
+    assert "\n" not in message and TOKEN not in message
+    assert message.startswith(f"error: push to {REPO} failed: could not reach the Hugging Face Hub (")
+    assert message.endswith(f"Nothing was lost: the model in {trained_run / 'checkpoints' / 'best'} "
+                            "is unchanged.")
 
 
 def test_cli_push_reads_the_token_from_the_environment(fake_hub, trained_run, monkeypatch, capsys):
