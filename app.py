@@ -67,6 +67,7 @@ DIFF_COLOURS = {"substitution": "#f59e0b", "deletion": "#ef4444", "insertion": "
 DIFF_TAGS = {"sub": "substitution", "del": "deletion", "ins": "insertion"}
 WARN = "⚠️ "
 MAX_TAKE_S = 15.0  # a "Teach it your voice" take is one prompt: longer recordings are refused
+TAKE_RATE = 16000  # takes are kept at this rate (every preset model reads 16 kHz; adapt_voice checks)
 ADAPT_MINUTES = 2.0  # default time cap of one adaptation (--adapt-minutes)
 ADAPT_HELD_OUT = 4  # takes kept out of the fine-tuning to show before/after
 MIN_TAKES = ADAPT_HELD_OUT + 4
@@ -671,12 +672,8 @@ def prompt_markdown(number) -> str:
 
 
 def takes_rows(takes: dict) -> list[list]:
-    return [[i + 1, text, f"{takes[i].size / adaptation_rate():.1f} s" if i in takes else ""]
+    return [[i + 1, text, f"{takes[i].size / TAKE_RATE:.1f} s" if i in takes else ""]
             for i, text in enumerate(PROMPTS)]
-
-
-def adaptation_rate() -> int:
-    return 16000  # every shipped and trained model reads 16 kHz audio; adapt_voice checks the model's
 
 
 @shows_errors(lambda message: (gr.update(), gr.update(), gr.update(), message))
@@ -687,15 +684,15 @@ def keep_take(audio_path, number, takes: dict | None):
     index = min(max(int(number or 1), 1), len(PROMPTS)) - 1
     name = check_upload(audio_path)
     try:
-        wave = read_audio(audio_path, adaptation_rate(), MAX_TAKE_S)
+        wave = read_audio(audio_path, TAKE_RATE, MAX_TAKE_S)
     except AudioError as exc:
         raise UserError(f"{exc}. A take is one prompt read aloud, at most {MAX_TAKE_S:.0f} s.") from None
-    if wave.numel() < MIN_AUDIO_S * adaptation_rate() or is_silent(wave):
+    if wave.numel() < MIN_AUDIO_S * TAKE_RATE or is_silent(wave):
         raise UserError(f"{name} is silent or too short: read the prompt aloud and record again.")
     takes[index] = wave.numpy()
     following = next((i for i in range(index + 1, len(PROMPTS)) if i not in takes),
                      next((i for i in range(len(PROMPTS)) if i not in takes), index))
-    status = f"Kept a {wave.numel() / adaptation_rate():.1f} s take of prompt {index + 1}; " \
+    status = f"Kept a {wave.numel() / TAKE_RATE:.1f} s take of prompt {index + 1}; " \
              f"{len(takes)} of {len(PROMPTS)} recorded."
     return takes, takes_rows(takes), following + 1, status
 
@@ -715,8 +712,8 @@ def write_takes(takes: dict, folder: Path) -> list[Utterance]:
     utterances = []
     for index in sorted(takes):
         path = folder / f"prompt_{index + 1:02d}.wav"
-        write_audio(path, takes[index], adaptation_rate())
-        utterances.append(Utterance(str(path), PROMPTS[index], takes[index].size / adaptation_rate(),
+        write_audio(path, takes[index], TAKE_RATE)
+        utterances.append(Utterance(str(path), PROMPTS[index], takes[index].size / TAKE_RATE,
                                     "you"))
     return utterances
 
@@ -757,11 +754,12 @@ def default_adapt_config(minutes: float = ADAPT_MINUTES) -> AdaptConfig:
 def adapt_voice(takes: dict | None, model_dir: str | None, folder: str | None,
                 cfg: AdaptConfig | None = None, progress=gr.Progress()):
     """Fine-tune the visitor's model on their takes. Yields (status, loss plot, before/after rows,
-    model zip, model state, session folder) as it goes; the adapted model becomes this visitor's."""
+    model zip, model state, session folder, model switch, {"adapted": dir, "original": dir}) as it
+    goes; the adapted model becomes this visitor's (the switch names the two, never their paths)."""
     cfg = cfg or default_adapt_config()
     takes = dict(takes or {})
     folder = folder if folder and Path(folder).is_dir() else new_session_folder()
-    unchanged = (gr.update(), [], None, model_dir, folder)
+    unchanged = (gr.update(), [], None, model_dir, folder, gr.update(), gr.update())
     if len(takes) < MIN_TAKES:
         yield (WARN + f"Record at least {MIN_TAKES} prompts first ({len(takes)} so far); "
                f"{ADAPT_HELD_OUT} of them are kept aside to measure the change.", *unchanged)
@@ -770,7 +768,7 @@ def adapt_voice(takes: dict | None, model_dir: str | None, folder: str | None,
     if not is_model_dir(base):
         yield WARN + missing_model_message(base), *unchanged
         return
-    if read_config(base)["model"].get("features", {}).get("sample_rate", 16000) != adaptation_rate():
+    if read_config(base)["model"].get("features", {}).get("sample_rate", 16000) != TAKE_RATE:
         yield WARN + "This model does not read 16 kHz audio; choose another to adapt.", *unchanged
         return
     session = Path(folder)
@@ -787,7 +785,8 @@ def adapt_voice(takes: dict | None, model_dir: str | None, folder: str | None,
             if time.monotonic() - last_shown > 1.0:
                 last_shown = time.monotonic()
                 yield (f"Learning your voice: step {step}, loss {loss:.2f}, {elapsed:.0f} of "
-                       f"at most {budget:.0f} s.", loss_figure(losses), [], None, model_dir, folder)
+                       f"at most {budget:.0f} s.", loss_figure(losses), [], None, model_dir, folder,
+                       gr.update(), gr.update())
         elif kind == "error":
             yield WARN + f"Adaptation failed ({type(payload).__name__}: {payload}).", *unchanged
             return
@@ -800,7 +799,9 @@ def adapt_voice(takes: dict | None, model_dir: str | None, folder: str | None,
            f"On your {result.before['n']} held-out prompts: WER {100 * result.before['wer']:.0f} % "
            f"before, **{100 * result.after['wer']:.0f} %** after. Your transcriptions now use the "
            "adapted model (this session only); download it below.",
-           loss_figure(losses), rows, archive, str(out), folder)
+           loss_figure(losses), rows, archive, str(out), folder,
+           gr.update(choices=[("your adapted model", "adapted"), (model_label(base), "original")],
+                     value="adapted", visible=True), {"adapted": str(out), "original": base})
 
 
 def build_voice_tab(model_state, allowed: bool, cfg: AdaptConfig):
@@ -833,12 +834,16 @@ def build_voice_tab(model_state, allowed: bool, cfg: AdaptConfig):
                            wrap=True, label="Before and after, on prompts it did not learn from",
                            elem_id="voice-results")
     archive = gr.File(label="Your adapted model (a model directory, zipped)")
+    switch = gr.Radio([], label="Transcribe with", visible=False, elem_id="voice-model-switch")
+    voice_models = gr.State({})
     number.change(prompt_markdown, number, prompt, api_name="voice_prompt")
     keep.click(keep_take, [take, number, takes], [takes, table, number, status], api_name="keep_take"
                ).then(lambda: None, None, take, api_name=False)
-    adapt_button.click(functools.partial(adapt_voice, cfg=cfg),
-                       [takes, model_state, folder], [status, loss, results, archive, model_state, folder],
+    adapt_button.click(functools.partial(adapt_voice, cfg=cfg), [takes, model_state, folder],
+                       [status, loss, results, archive, model_state, folder, switch, voice_models],
                        api_name="adapt_voice", concurrency_limit=1, concurrency_id="adapt")
+    switch.input(lambda chosen, models, current: models.get(chosen, current),
+                 [switch, voice_models, model_state], model_state, api_name="use_voice_model")
 
 
 def adapt_allowed_by_default() -> bool:

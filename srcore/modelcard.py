@@ -30,6 +30,7 @@ TASK_TYPE, TASK_NAME = "automatic-speech-recognition", "Speech Recognition"
 LIBRARY_NAME = "srcore"
 TAGS = ["srcore", "ctc", "speech-recognition", "audio"]
 USAGE_PLACEHOLDER = "USER/NAME"
+METADATA_BLOCK = re.compile(r"\A---\r?\n.*?\r?\n---\r?\n", re.DOTALL)  # YAML between --- fences
 
 
 @dataclass
@@ -282,6 +283,11 @@ def render_card(spec: CardSpec) -> str:
         "## Limitations\n\nThe error rates above hold for data like the training data. Expect "
         "more errors on other accents, microphones, noise and vocabulary; the model knows no "
         "punctuation, digits or casing.\n")
+
+
+def card_body(card: str) -> str:
+    """A card's Markdown without its YAML metadata block: what the Hub shows as the page."""
+    return METADATA_BLOCK.sub("", card, count=1).lstrip()
 
 
 def write_card(model_dir, out=None, **options) -> Path:

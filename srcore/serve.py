@@ -16,3 +16,9 @@ def main(name: str, argv: list[str]) -> None:
     if not script.is_file():
         sys.exit(f"srcore {name}: {script.name} is not here; run it from a checkout of srcore")
     os.execv(command[0], [*command, *argv])
+
+
+if __name__ == "__main__":  # python -m srcore.serve app|dashboard [ARGS...]
+    if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
+        sys.exit(f"usage: python -m srcore.serve {'|'.join(TARGETS)} [ARGS...]")
+    main(sys.argv[1], sys.argv[2:])

@@ -136,9 +136,15 @@ def test_voice_tab_end_to_end_through_gradio_client(voice_server, new_voice):
         table, following, status = client.predict(handle_file(clip), number, api_name="/keep_take")
         assert f"{number} of {len(app.PROMPTS)} recorded" in status
     assert following == app.MIN_TAKES + 1
-    status, _, results, archive = client.predict(api_name="/adapt_voice")
+    status, _, results, archive, using = client.predict(api_name="/adapt_voice")
     assert "Adapted" in status and "held-out prompts" in status, status
     assert len(results["data"]) == app.ADAPT_HELD_OUT and Path(archive).suffix == ".zip"
+    assert using["value"] == "adapted"
+    assert [value for _, value in using["choices"]] == ["adapted", "original"]  # no server paths
+    client.predict("original", api_name="/use_voice_model")
+    client.predict("adapted", api_name="/use_voice_model")
+    text, _, _ = client.predict(handle_file(clips[0]), "greedy", 16, False, api_name="/transcribe")
+    assert text  # the session's model is the adapted one
 
 
 def test_voice_tab_refuses_too_few_takes_and_bad_audio(tmp_path):

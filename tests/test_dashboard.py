@@ -120,8 +120,13 @@ def test_curves_page_overlays_runs_and_shows_samples(runs_root):
 def test_publish_page_offers_runs_with_checkpoints_and_their_card(runs_root):
     at = open_page("views/publish.py")
     assert at.selectbox(key="source_run").options == ["finished"]
-    card = ModelCard(at.code[0].value)
+    rendered, raw = at.tabs
+    assert (rendered.label, raw.label) == ("rendered", "raw markdown (with metadata)")
+    card = ModelCard(raw.code[0].value)
     assert {r.metric_type for r in card.data.eval_results} == {"wer", "cer"}
+    page = rendered.markdown[0].value  # the body as Markdown, drawn by Streamlit
+    assert page.startswith(f"# {card.data.model_name}\n") and "## Results" in page
+    assert page == card.text.strip() + "\n" and "model-index" not in page
 
 
 # ---------------------------------------------------------------- launch, stop, resume for real
@@ -277,6 +282,35 @@ def test_chromium_renders_the_curves_plot(dashboard_server, browser_page):
     assert page.locator(".js-plotly-plot").count() >= 2
     assert page.get_by_text("runs folder:").is_visible()  # served through st.navigation
     assert "stale · train_loss" in page.locator(".js-plotly-plot").first.inner_text()
+
+
+USAGE_STATISTICS_HOST = "data.streamlit.io"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("command", [["-m", "srcore", "dashboard"], ["-m", "srcore.serve", "dashboard"],
+                                     ["-m", "streamlit", "run", str(APP)]], ids=" ".join)
+def test_the_dashboard_sends_no_usage_statistics_and_shows_no_deploy_button(command, runs_root, tmp_path,
+                                                                            browser_page):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
+    env.update(STREAMLIT_SERVER_PORT=str(port), STREAMLIT_SERVER_HEADLESS="true", HOME=str(tmp_path),
+               PYTHONPATH=str(PROJECT))
+    with open(tmp_path / "streamlit.log", "wb") as log:  # started outside the checkout
+        server = subprocess.Popen([sys.executable, *command], cwd=tmp_path, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        wait_for_server(f"http://127.0.0.1:{port}/_stcore/health", server)
+        page, requested = browser_page, []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(f"http://127.0.0.1:{port}")
+        page.get_by_text("Launch a training run").wait_for()
+        page.wait_for_load_state("networkidle")
+        assert page.get_by_role("button", name="Deploy").count() == 0
+        assert not [url for url in requested if USAGE_STATISTICS_HOST in url]
+    finally:
+        server.terminate()
+        server.wait(timeout=WAIT_S)
 
 
 @pytest.mark.browser

@@ -3,7 +3,7 @@ import streamlit as st
 
 from srcore.hub import HubError, card_text, mask_secrets, model_source, push_to_hub, save_pretrained
 from srcore.launch import runs_root
-from srcore.modelcard import default_name
+from srcore.modelcard import card_body, default_name
 from srcore.run import list_runs
 
 st.title("Publish a model")
@@ -75,6 +75,9 @@ if source is None:
     st.stop()
 st.caption(f"model directory: `{source}`")
 with st.expander("model card (README.md)"):
-    st.code(card_text(source), language="markdown")
+    card = card_text(source)
+    rendered, raw = st.tabs(["rendered", "raw markdown (with metadata)"])
+    rendered.markdown(card_body(card))
+    raw.code(card, language="markdown")
 push_form(source)
 save_form(source)
