@@ -126,7 +126,7 @@ def test_publish_page_offers_runs_with_checkpoints_and_their_card(runs_root):
     assert {r.metric_type for r in card.data.eval_results} == {"wer", "cer"}
     page = rendered.markdown[0].value  # the body as Markdown, drawn by Streamlit
     assert page.startswith(f"# {card.data.model_name}\n") and "## Results" in page
-    assert page == card.text.strip() + "\n" and "model-index" not in page
+    assert page.strip() == card.text.strip() and "model-index" not in page
 
 
 # ---------------------------------------------------------------- launch, stop, resume for real
