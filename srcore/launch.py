@@ -18,6 +18,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -103,9 +104,17 @@ def child_environment() -> dict:
 def spawn(command: list[str], log_path: Path) -> subprocess.Popen:
     """Start `command` detached (own session), stdout and stderr appended to log_path."""
     with open(log_path, "ab") as log:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                env=child_environment(), close_fds=True)
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True,
+                                   env=child_environment(), close_fds=True)
+    reap_when_done(process)
+    return process
+
+
+def reap_when_done(process: subprocess.Popen) -> None:
+    """Collect the process's exit status as soon as it ends, so that it does not stay behind as a
+    zombie for as long as the (long-lived) dashboard that started it runs."""
+    threading.Thread(target=process.wait, name=f"reap {process.pid}", daemon=True).start()
 
 
 # ---------------------------------------------------------------- training runs
@@ -240,10 +249,11 @@ def running_trainer_pid(run: RunFolder) -> int:
 
 
 def mark_stopped_if_gone(run: RunFolder, reason: str) -> None:
-    """A trainer that died without writing its final status is recorded as stopped."""
+    """A trainer that died without writing its final status is recorded as stopped (under its own
+    pid, not the caller's)."""
     status = run.read_status()
     if status.get("state") in (RUNNING, STALE):
-        fields_kept = {k: v for k, v in status.items() if k not in ("state", "pid", "updated", "note")}
+        fields_kept = {k: v for k, v in status.items() if k not in ("state", "updated", "note")}
         run.write_status(STOPPED, **fields_kept, note=reason)
 
 

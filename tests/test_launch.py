@@ -12,6 +12,7 @@ from srcore import launch
 from srcore.run import RUNNING, STOPPED, RunFolder, pid_alive
 
 pytestmark = pytest.mark.slow
+REAP_WAIT_S = 10
 
 
 
@@ -82,6 +83,16 @@ def test_stop_saves_a_checkpoint_and_resume_continues(tmp_path, word_corpus):
     assert stop_and_reap(resumed)["state"] == STOPPED
     with pytest.raises(launch.LaunchError, match="not running"):
         launch.stop_run(run)
+
+
+def test_kill_records_the_trainers_pid_and_leaves_no_zombie(tmp_path, word_corpus):
+    started = launch.start_training(tmp_path, "kill me", endless_options(word_corpus))
+    wait_until(lambda: has_trained(started.run), what="the first training steps")
+    status = launch.kill_run(started.run, wait_s=WAIT_S)
+    assert (status["state"], status["note"]) == (STOPPED, "killed")
+    assert status["pid"] == started.pid  # the trainer's, not this (the dashboard's) process
+    proc_entry = Path(f"/proc/{started.pid}")  # a zombie keeps it until reaped
+    wait_until(lambda: not proc_entry.exists(), timeout_s=REAP_WAIT_S, what="the killed trainer to be reaped")
 
 
 def test_a_trainer_stopped_before_it_can_save_is_recorded_as_stopped(tmp_path, word_corpus):
