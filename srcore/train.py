@@ -221,13 +221,35 @@ def validate(tr: Trainer, criterion, amp_dtype) -> dict | None:
             "valid_utterances": n, "samples": samples}
 
 
-def progress(tr: Trainer, epoch_fraction: float) -> float:
+def work_done(tr: Trainer, epoch_fraction: float) -> float:
+    """The fraction of the planned training (epochs, or max_steps where that ends it first) done."""
     done = (tr.state.epoch + epoch_fraction) / max(tr.config.epochs, 1)
     if tr.config.max_steps:
         done = max(done, tr.state.step / tr.config.max_steps)
-    if tr.config.max_minutes:
+    return round(min(done, 1.0), 4)
+
+
+def progress(tr: Trainer, epoch_fraction: float) -> float:
+    """work_done, or the share of --max-minutes spent where that is further along; once the time
+    budget has ended the run, the work it did (a run cut short by time never reads 100 %)."""
+    done = work_done(tr, epoch_fraction)
+    if tr.config.max_minutes and not out_of_time(tr):
         done = max(done, tr.state.elapsed_s / (tr.config.max_minutes * 60))
     return round(min(done, 1.0), 4)
+
+
+def epoch_position(tr: Trainer) -> float:
+    """How far into the current epoch training is (0 between epochs)."""
+    return tr.state.batch_in_epoch / max(len(tr.sampler), 1)
+
+
+def time_budget_note(tr: Trainer) -> str:
+    """What a run that its time budget ended before its planned training says about it; "" else."""
+    done = work_done(tr, epoch_position(tr))
+    if not out_of_time(tr) or done >= 1:
+        return ""
+    return (f"stopped on its time budget (--max-minutes {tr.config.max_minutes:g}) at {done:.0%} of "
+            f"the planned training (step {tr.state.step})")
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -440,6 +462,7 @@ def amp_dtype_for(tr: Trainer):
 def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dict) -> None:
     """Validate, step the plateau scheduler, log metrics, write checkpoints."""
     st = tr.state
+    lr_in_effect = tr.optimizer.param_groups[0]["lr"]  # the epoch's last step's: warm-up included
     result = validate(tr, criterion, amp_dtype)
     if result is None:
         log.warning("stop requested during validation: saving the last checkpoint unvalidated")
@@ -455,7 +478,7 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
     row = {"type": "epoch", "epoch": st.epoch + 1, "step": st.step,
            "train_loss": round(st.epoch_loss_sum / max(st.epoch_batches, 1), 4),
            "valid_loss": round(result["valid_loss"], 4), "wer": round(result["wer"], 4),
-           "cer": round(result["cer"], 4), "lr": st.scheduled_lr,
+           "cer": round(result["cer"], 4), "lr": lr_in_effect,
            "elapsed_s": round(st.elapsed_s, 1),
            "audio_s_per_s": round(st.epoch_audio_s / max(st.epoch_train_s, 1e-9), 1),
            "partial": not complete, "skipped": skipped, "nonfinite_steps": st.nonfinite_steps,
@@ -584,10 +607,12 @@ def train_locked(cfg: TrainConfig) -> RunFolder:
         if dist.is_initialized():
             dist.destroy_process_group()
     if tr.is_main:
-        tr.run.write_status(state, epoch=tr.state.epoch, step=tr.state.step, progress=progress(tr, 0),
-                            best_wer=tr.state.best_wer,
-                            audio_s_per_s=overall_throughput(tr.state))
-        log.info("%s: best WER %.3f; model in %s", state, tr.state.best_wer, tr.run.best_dir)
+        note = time_budget_note(tr) if state == FINISHED else ""
+        tr.run.write_status(state, epoch=tr.state.epoch, step=tr.state.step,
+                            progress=progress(tr, epoch_position(tr)), best_wer=tr.state.best_wer,
+                            audio_s_per_s=overall_throughput(tr.state), **({"note": note} if note else {}))
+        log.info("%s%s: best WER %.3f; model in %s", state, f" ({note})" if note else "",
+                 tr.state.best_wer, tr.run.best_dir)
     return tr.run
 
 

@@ -97,3 +97,22 @@ def test_a_stop_during_validation_saves_at_once_without_validating_again(corpus,
     assert run.read_status()["state"] == "stopped" and run.read_metrics("epoch") == []
     assert (run.last_dir / "model.safetensors").is_file()
     assert json.loads((run.last_dir / "config.json").read_text()).get("metrics") is None
+
+
+def test_a_run_its_time_budget_ends_shows_the_work_done_and_says_so(corpus, tmp_path):
+    run = train(tiny(corpus, tmp_path / "run", epochs=3, max_minutes=1e-6))  # over after one step
+    status = run.read_status()
+    assert status["state"] == "finished" and status["step"] == 1
+    assert 0 < status["progress"] < 0.5  # one step of three epochs, not 100 %
+    assert status["note"] == (f"stopped on its time budget (--max-minutes 1e-06) at "
+                              f"{status['progress']:.0%} of the planned training (step 1)")
+    assert status["note"] in run.log_tail(5)
+
+
+def test_epoch_log_lines_show_the_learning_rate_in_effect_during_warm_up(corpus, tmp_path):
+    run = train(tiny(corpus, tmp_path / "run", lr=1e-3, warmup_steps=100, log_every=1))
+    in_effect = run.read_metrics("step")[-1]["lr"]  # what the epoch's last step trained with
+    assert in_effect < 1e-3
+    assert run.read_metrics("epoch")[-1]["lr"] == in_effect
+    epoch_line, = [line for line in run.log_tail(50).splitlines() if "epoch 1 step" in line]
+    assert f" lr {in_effect:.2e} " in epoch_line
