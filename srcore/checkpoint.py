@@ -27,6 +27,11 @@ def model_dir_config(config: ModelConfig, extra: dict | None = None) -> dict:
             "alphabet": {"chars": CHARS, "blank": BLANK}, **(extra or {})}
 
 
+class CheckpointWriteError(OSError):
+    """A model directory could not be written (a full disk, ...): nothing of it is left behind,
+    and the directory that was there before is intact."""
+
+
 def write_model_dir(directory, model: torch.nn.Module, config: ModelConfig,
                     extra: dict | None = None, resume_state: dict | None = None) -> Path:
     """Atomically (re)write a model directory; `extra` goes into config.json (metrics, training)."""
@@ -34,15 +39,37 @@ def write_model_dir(directory, model: torch.nn.Module, config: ModelConfig,
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.with_name(directory.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    try:
+        staging.mkdir()
+        _write_files(staging, model, config, extra, resume_state)
+    except Exception as exc:
+        shutil.rmtree(staging, ignore_errors=True)  # never a truncated copy beside the good one
+        raise CheckpointWriteError(f"could not write {directory}: {write_failure(exc)} (nothing "
+                                   "half-written is left; the previous copy, if any, is intact)") from None
+    _swap_in(staging, directory)
+    return directory
+
+
+def _write_files(staging: Path, model, config: ModelConfig, extra, resume_state) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
     save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
     (staging / CONFIG_FILE).write_text(json.dumps(model_dir_config(config, extra), indent=2))
     (staging / TOKENS_FILE).write_text(DEFAULT_TOKENIZER.to_text(), encoding="utf-8")
     if resume_state is not None:
-        torch.save(resume_state, staging / RESUME_FILE)
-    _swap_in(staging, directory)
-    return directory
+        with open(staging / RESUME_FILE, "wb") as f:  # through Python: a failed write is an OSError
+            torch.save(resume_state, f)
+
+
+def write_failure(exc: BaseException) -> str:
+    """Why a write failed: the OS's reason ("No space left on device") where an OSError is behind
+    it, else the exception itself."""
+    cause, seen = exc, set()
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _swap_in(staging: Path, directory: Path) -> None:

@@ -20,8 +20,12 @@ RUNNING, FINISHED, FAILED, STOPPED, STALE = "running", "finished", "failed", "st
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: the old file stays, no empty temp file beside it
+        raise
 
 
 TAIL_BYTES_PER_LINE = 200  # how far back from the end tail() reads, per line wanted

@@ -20,7 +20,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import load_model, load_resume_state, unwrap, write_model_dir
+from .checkpoint import CheckpointWriteError, load_model, load_resume_state, unwrap, write_model_dir
 from .config import TrainConfig, add_config_arguments, config_from_args
 from .dataset import BucketBatchSampler, SpeechDataset, collate, drop_unalignable
 from .decoding import greedy_decode
@@ -544,6 +544,19 @@ def failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def record_failure(run: RunFolder, exc: BaseException, step: int) -> None:
+    """A "failed" status.json that says why, and the error in the log: one line for a checkpoint
+    that could not be written (its message says it all), else with the traceback."""
+    try:
+        run.write_status(FAILED, error=failure(exc), step=step)
+    except OSError as status_error:  # the full disk that stopped a checkpoint may stop this too
+        log.error("could not record the failure in %s: %s", run.status_path, status_error)
+    if isinstance(exc, CheckpointWriteError):
+        log.error("training failed: %s", exc)
+    else:
+        log.exception("training failed")
+
+
 def check_resumable(run: RunFolder, cfg: TrainConfig) -> None:
     """--resume must name the architecture the run was trained with; refuse before any write."""
     saved = run.read_config() if cfg.resume else {}
@@ -600,8 +613,7 @@ def train_locked(cfg: TrainConfig) -> RunFolder:
         state = fit(tr, skipped)
     except BaseException as exc:
         if tr.is_main:
-            tr.run.write_status(FAILED, error=failure(exc), step=tr.state.step)
-            log.exception("training failed")
+            record_failure(tr.run, exc, tr.state.step)
         raise
     finally:
         if dist.is_initialized():
@@ -639,6 +651,8 @@ def main(argv=None) -> None:
         train(cfg)
     except (ValueError, RunInUse, FloatingPointError) as exc:  # the log has the traceback
         sys.exit(f"error: {exc}")
+    except CheckpointWriteError:  # the log has said why, in one line
+        sys.exit(1)
 
 
 if __name__ == "__main__":

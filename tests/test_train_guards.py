@@ -1,16 +1,20 @@
 """What must not poison or lose a run: bad batches, a second trainer, a mismatched resume, a kill."""
+import errno
 import json
 import math
+import os
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import WORDS, write_corpus
 from safetensors.torch import load_file
 
-from srcore.config import TrainConfig
+from srcore.checkpoint import load_model, load_resume_state
+from srcore.config import TrainConfig, config_to_arguments
 from srcore.run import RunFolder, RunInUse
-from srcore.train import train
+from srcore.train import main, train
 
 
 def tiny(corpus, out, **overrides) -> TrainConfig:
@@ -116,3 +120,57 @@ def test_epoch_log_lines_show_the_learning_rate_in_effect_during_warm_up(corpus,
     assert run.read_metrics("epoch")[-1]["lr"] == in_effect
     epoch_line, = [line for line in run.log_tail(50).splitlines() if "epoch 1 step" in line]
     assert f" lr {in_effect:.2e} " in epoch_line
+
+
+def full_disk(obj, f, *args, **kwargs):
+    """torch.save (to a path or a file) on a full disk: part of the file written, then the error
+    torch raises."""
+    if isinstance(f, str | os.PathLike):
+        with open(f, "wb") as file:
+            file.write(b"PK\x03\x04")
+    else:
+        f.write(b"PK\x03\x04")
+    try:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError:
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534") from None
+
+
+def test_a_full_disk_during_a_checkpoint_fails_the_run_in_one_line_keeping_the_last_one(
+        corpus, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    run = train(tiny(corpus, out))
+    kept = {p.name: p.read_bytes() for p in run.last_dir.iterdir()}
+    capsys.readouterr()
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(SystemExit) as exited:
+        main(config_to_arguments(tiny(corpus, out, epochs=2, resume=True)))
+    monkeypatch.undo()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    reported = [line for line in err.splitlines() if "No space left on device" in line]
+    assert len(reported) == 1 and f"could not write {run.last_dir}: No space left on device" in reported[0]
+    status = run.read_status()
+    assert status["state"] == "failed"
+    assert f"could not write {run.last_dir}: No space left on device" in status["error"]
+    assert {p.name: p.read_bytes() for p in run.last_dir.iterdir()} == kept  # the epoch-1 checkpoint
+    load_model(run.last_dir)  # complete: it loads, and resumes from the end of epoch 1
+    assert load_resume_state(run.last_dir)["state"]["epoch"] == 1
+    assert not [p for p in run.path.rglob("*") if p.name.endswith((".new", ".old", ".tmp"))]
+
+
+def test_a_status_that_cannot_be_written_leaves_the_old_one_and_no_temp_file(tmp_path, monkeypatch):
+    run = RunFolder(tmp_path / "run").create()
+    run.write_status("running", step=1)
+
+    def full_disk_text(path, text, *args, **kwargs):
+        path.touch()  # created, nothing written
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", full_disk_text)
+    with pytest.raises(OSError, match="No space left on device"):
+        run.write_status("failed", error="x")
+    monkeypatch.undo()
+    assert run.read_status()["step"] == 1
+    assert sorted(p.name for p in run.path.iterdir()) == ["checkpoints", "status.json"]
