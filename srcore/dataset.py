@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .audio import AudioError, read_audio
+from .audio import AudioError, is_silent, read_audio
 from .augment import WaveAugmentConfig, augment_wave, draw_warp
 from .features import FeatureConfig, LogMel
 from .manifest import SkipReport, Utterance
@@ -51,6 +51,7 @@ class SpeechDataset(Dataset):
         self.targets = [encode(u.text) for u in utterances]
         self.texts = [normalize_text(u.text) for u in utterances]
         self.cached = ""  # "", "wave" or "feats"
+        self.unreadable: set[str] = set()  # clips that failed to decode (named in the log once)
         self._store = None  # all cached clips concatenated along their last axis
         self._offsets = None  # numpy int64 (n + 1,); a clip that failed to read has length 0
 
@@ -86,11 +87,25 @@ class SpeechDataset(Dataset):
     def _decode_or_hole(self, path: str, kind: str) -> torch.Tensor:
         try:
             return self._decode(path, kind)
-        except AudioError:  # kept as an empty hole: the item stays None, as it would uncached
+        except AudioError as exc:  # kept as an empty hole: the item stays None, as it would uncached
+            self._skip(path, exc)
             return torch.zeros(0) if kind == "wave" else torch.zeros(self.features.n_mels, 0)
 
-    def _decode(self, path: str, kind: str) -> torch.Tensor:
+    def _skip(self, path: str, exc: AudioError) -> None:
+        if path not in self.unreadable:
+            self.unreadable.add(path)
+            log.warning("skipping %s: %s", path, exc)
+
+    def _read(self, path: str) -> torch.Tensor:
+        """The clip at the model's rate; AudioError if it can't be read or is silent (a silent
+        clip with a transcript teaches the model to hear words in silence)."""
         wave = read_audio(path, self.features.sample_rate)
+        if is_silent(wave):
+            raise AudioError("the audio is silent")
+        return wave
+
+    def _decode(self, path: str, kind: str) -> torch.Tensor:
+        wave = self._read(path)
         if kind == "wave":
             return wave
         with torch.no_grad():
@@ -115,9 +130,9 @@ class SpeechDataset(Dataset):
                 return None
         else:
             try:
-                wave = self._cached(index) if self.cached else read_audio(utt.path,
-                                                                          self.features.sample_rate)
-            except AudioError:  # vanished or broke after the manifest was checked
+                wave = self._cached(index) if self.cached else self._read(utt.path)
+            except AudioError as exc:  # vanished or broke after the manifest was checked
+                self._skip(utt.path, exc)
                 return None
             if wave is None:
                 return None

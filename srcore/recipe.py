@@ -232,11 +232,12 @@ class Recipe:
         stages = {p.stem: json.loads(p.read_text()).get("wall_s") for p in sorted((self.out / "stages").glob("*.json"))}
         timing = ", ".join(f"{name} {seconds / 60:.0f} min" for name, seconds in stages.items() if seconds)
         init = manifest_label(self.init_from)  # no machine layout in a published card
-        start = (f"initialised from the weights of `{init}` (the previous shipped model; its own card "
-                 "gives its recipe)" if self.init_from else "from random weights")
+        start = (f"initialised from the weights of `{init}` (the model it replaces: its card, in the "
+                 "repository's history, gives its own recipe)" if self.init_from else "from random weights")
         b = self.budget
         command = (f"python -m srcore.recipe default --synth-hours {b.synth_hours:g} --kokoro-hours "
                    f"{b.kokoro_hours:g} --train-minutes {b.train_minutes:g}"
+                   + (f" --seed {self.seed}" if self.seed else "")
                    + (f" --init-from {init}" if self.init_from else ""))
         tuned = f" (LM weights tuned on `{self.dev[0].parent.name}`)" if self.dev else ""
         return ("\n## Recipe\n\n```bash\n" + command + "\n```\n\n"

@@ -373,7 +373,8 @@ def make_loaders(cfg: TrainConfig, model_config, rank: int, world_size: int, dev
                           worker_init_fn=worker_init if workers > 0 else None)
 
     return (sampler, loader(train_set, sampler), loader(valid_set, valid_sampler),
-            {"train": train_skips.total, "valid": valid_skips.total})
+            {"train": train_skips.total + len(train_set.unreadable),  # + clips caching could not read
+             "valid": valid_skips.total + len(valid_set.unreadable)})
 
 
 def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
