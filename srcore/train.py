@@ -612,6 +612,8 @@ def train_locked(cfg: TrainConfig) -> RunFolder:
             log.warning("--resume: no checkpoint in %s yet, starting fresh", tr.run.path)
         signal.signal(signal.SIGTERM, request_stop(tr))
         state = fit(tr, skipped)
+        if tr.world_size > 1:  # every rank done with its collectives before any group goes away
+            dist.barrier()      # (a rank tearing down gloo mid-collective aborted at exit, rarely)
     except BaseException as exc:
         if tr.is_main:
             record_failure(tr.run, exc, tr.state.step)
