@@ -291,6 +291,16 @@ def check_upload(path) -> str:
     return name
 
 
+def read_upload(path, sample_rate: int, max_seconds: float, hint: str) -> tuple[str, torch.Tensor]:
+    """check_upload, then the audio at `sample_rate`, at most `max_seconds` long: (file name,
+    waveform); a read failure becomes a UserError ending with `hint`."""
+    name = check_upload(path)
+    try:
+        return name, read_audio(path, sample_rate, max_seconds)
+    except AudioError as exc:
+        raise UserError(f"{exc}. {hint}") from None
+
+
 def transcribe_wave(recognizer: Recognizer, wave: torch.Tensor, name: str = "the recording"):
     """Transcript of a mono waveform at the model's rate, refusing silence with a message."""
     if wave.numel() == 0:
@@ -402,11 +412,8 @@ def live_transcribe(chunk, live: dict | None, model_dir: str | None = None):
 def live_transcribe_file(path, live: dict | None, model_dir: str | None = None):
     """/live_transcribe for API clients (gradio_client can't follow the microphone's stream): the
     next piece of a recording as a file, at most LIVE_WINDOW_S long -> (recording, transcript)."""
-    name = check_upload(path)
-    try:
-        wave = read_audio(path, LIVE_API_RATE, LIVE_WINDOW_S)
-    except AudioError as exc:
-        raise UserError(f"{exc}. Send a recording in pieces of at most {LIVE_WINDOW_S:.0f} s.") from None
+    name, wave = read_upload(path, LIVE_API_RATE, LIVE_WINDOW_S,
+                             f"Send a recording in pieces of at most {LIVE_WINDOW_S:.0f} s.")
     if wave.numel() == 0:
         raise UserError(f"{name} is empty.")
     return live_transcribe((LIVE_API_RATE, wave.numpy()), live, model_dir)
@@ -666,8 +673,13 @@ def build_model_tab(runs_dir, model_dir):
 PROMPTS = adaptation.PROMPTS
 
 
+def prompt_index(number) -> int:
+    """The 0-based prompt a (1-based, possibly empty or out of range) prompt number means."""
+    return min(max(int(number or 1), 1), len(PROMPTS)) - 1
+
+
 def prompt_markdown(number) -> str:
-    index = min(max(int(number or 1), 1), len(PROMPTS)) - 1
+    index = prompt_index(number)
     return f"### Prompt {index + 1} of {len(PROMPTS)}\n\n> **{PROMPTS[index]}**"
 
 
@@ -681,12 +693,9 @@ def keep_take(audio_path, number, takes: dict | None):
     """A recorded or uploaded take of prompt `number` -> (takes, table, next prompt number, status).
     Recording a prompt again replaces its take."""
     takes = dict(takes or {})
-    index = min(max(int(number or 1), 1), len(PROMPTS)) - 1
-    name = check_upload(audio_path)
-    try:
-        wave = read_audio(audio_path, TAKE_RATE, MAX_TAKE_S)
-    except AudioError as exc:
-        raise UserError(f"{exc}. A take is one prompt read aloud, at most {MAX_TAKE_S:.0f} s.") from None
+    index = prompt_index(number)
+    name, wave = read_upload(audio_path, TAKE_RATE, MAX_TAKE_S,
+                             f"A take is one prompt read aloud, at most {MAX_TAKE_S:.0f} s.")
     if wave.numel() < MIN_AUDIO_S * TAKE_RATE or is_silent(wave):
         raise UserError(f"{name} is silent or too short: read the prompt aloud and record again.")
     takes[index] = wave.numpy()

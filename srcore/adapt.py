@@ -36,7 +36,7 @@ from .features import SpecAugment
 from .manifest import SkipReport, Utterance, read_manifest
 from .modelcard import manifest_label
 from .text import BLANK
-from .train import compute_loss, cpu_has_fast_bf16
+from .train import compute_loss, cpu_has_fast_bf16, warmup_factor
 from .transcribe import Recognizer
 
 # What a visitor reads aloud in the app: every letter of the alphabet, the vowels in many
@@ -65,7 +65,6 @@ PROMPTS = (
 )
 CACHE_MB = 512.0        # decoded takes kept in memory
 GRAD_CLIP = 5.0
-LAYER_PARTS = ("frontend", "norm", "rnn", "head")  # DefaultModel's parts; "all" trains every one
 
 
 @dataclass
@@ -91,9 +90,8 @@ class AdaptResult:
 
 def learning_rate(step: int, cfg: AdaptConfig) -> float:
     """Linear warm-up, then a cosine decay to a tenth of the peak at max_steps."""
-    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
     progress = min(1.0, step / max(1, cfg.max_steps))
-    return cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return cfg.lr * warmup_factor(step, cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def split_held_out(utterances: list, n: int, seed: int) -> tuple[list, list]:
@@ -222,8 +220,8 @@ def adapt(model_dir, utterances: list[Utterance], out, cfg: AdaptConfig | None =
 
 def write_adapted(base: Path, model: nn.Module, config, result: AdaptResult, cfg: AdaptConfig,
                   replay_clips: int) -> None:
-    """The adapted model directory: weights and config (with an "adapted" record), the base's
-    LM and decoding settings, and a card."""
+    """The adapted model directory: weights and config (with an "adapted" record), and the base's
+    LM and decoding settings (write_card adds the card)."""
     meta = read_config(base)
     adapted = {"from": manifest_label(base), "clips": result.clips,
                "audio_s": round(result.audio_s, 1), "steps": result.steps,
