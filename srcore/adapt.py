@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import time
@@ -36,7 +35,7 @@ from .features import SpecAugment
 from .manifest import SkipReport, Utterance, read_manifest
 from .modelcard import manifest_label
 from .text import BLANK
-from .train import compute_loss, cpu_has_fast_bf16, warmup_factor
+from .train import compute_loss, cosine_factor, cpu_has_fast_bf16, warmup_factor
 from .transcribe import Recognizer
 
 # What a visitor reads aloud in the app: every letter of the alphabet, the vowels in many
@@ -90,8 +89,7 @@ class AdaptResult:
 
 def learning_rate(step: int, cfg: AdaptConfig) -> float:
     """Linear warm-up, then a cosine decay to a tenth of the peak at max_steps."""
-    progress = min(1.0, step / max(1, cfg.max_steps))
-    return cfg.lr * warmup_factor(step, cfg.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return cfg.lr * warmup_factor(step, cfg.warmup_steps) * cosine_factor(step / max(1, cfg.max_steps), 0.1)
 
 
 def split_held_out(utterances: list, n: int, seed: int) -> tuple[list, list]:

@@ -12,6 +12,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 TRAIN_MODULE = "srcore.train"  # `python -m TRAIN_MODULE` runs TrainConfig
+LR_SCHEDULES = ("plateau", "cosine")  # TrainConfig.lr_schedule
 HUB_TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # Hub credentials: a trainer never needs them
 
 
@@ -49,7 +50,10 @@ class TrainConfig:
     weight_decay: float = option(1e-2, "AdamW weight decay (weights only: not biases or norms)")
     warmup_steps: int = option(200, "linear learning-rate warm-up, in steps")
     grad_clip: float = option(5.0, "gradient norm clip")
-    lr_patience: int = option(2, "epochs without a better validation loss before the lr drops")
+    lr_schedule: str = option("plateau", "after the warm-up: plateau (drop by --lr-factor when validation "
+                              "loss stalls) or cosine (decay to a twentieth over the planned epochs, steps or "
+                              "minutes, whichever ends the run first)")
+    lr_patience: int = option(2, "epochs without a better validation loss before the lr drops (plateau)")
     lr_factor: float = option(0.5, "factor of each learning-rate drop")
     out: str = option("runs/run", "run folder (config, metrics, log, checkpoints)")
     resume: bool = option(False, "continue the run in --out from its last checkpoint")
@@ -74,6 +78,10 @@ class TrainConfig:
     samples: int = option(3, "sample predictions logged per validation")
     augmentation: WaveAugmentConfig = field(default_factory=WaveAugmentConfig,
                                             metadata={"help": "waveform augmentation"})
+
+    def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule: {self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoint import CheckpointWriteError, load_model, load_resume_state, unwrap, write_model_dir
-from .config import TrainConfig, add_config_arguments, config_from_args
+from .config import LR_SCHEDULES, TrainConfig, add_config_arguments, config_from_args
 from .dataset import BucketBatchSampler, SpeechDataset, collate, drop_unalignable
 from .decoding import greedy_decode
 from .features import SpecAugment
@@ -79,9 +79,26 @@ class Trainer:
 
 # ---------------------------------------------------------------- learning rate and loss
 
+COSINE_FLOOR = 0.05  # the cosine schedule ends at this fraction of the peak rate
+
+
 def warmup_factor(step: int, warmup_steps: int) -> float:
-    """Linear warm-up from 1/warmup_steps to 1; the plateau scheduler owns the rest."""
+    """Linear warm-up from 1/warmup_steps to 1."""
     return min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+
+
+def cosine_factor(done: float, floor: float = COSINE_FLOOR) -> float:
+    """Half a cosine from 1 down to `floor` as the planned training goes from 0 to 1 done."""
+    done = min(max(done, 0.0), 1.0)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done))
+
+
+def learning_rate(cfg: TrainConfig, scheduled_lr: float, step: int, done: float) -> float:
+    """The rate of optimiser step `step` with `done` of the planned training behind it: the warm-up
+    times either the plateau scheduler's rate (`scheduled_lr`) or the cosine decay of --lr."""
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * warmup_factor(step, cfg.warmup_steps) * cosine_factor(done)
+    return scheduled_lr * warmup_factor(step, cfg.warmup_steps)
 
 
 def compute_loss(model, batch, criterion, specaugment=None, amp_dtype=None):
@@ -145,8 +162,9 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
             st.batch_in_epoch += 1
             continue
         batch = batch.to(tr.device)
+        done = planned_fraction(tr, st.batch_in_epoch / max(total, 1), time.perf_counter() - started)
         for group in tr.optimizer.param_groups:
-            group["lr"] = st.scheduled_lr * warmup_factor(st.step, cfg.warmup_steps)
+            group["lr"] = learning_rate(cfg, st.scheduled_lr, st.step, done)
         loss, _, _ = compute_loss(tr.model, batch, criterion, tr.specaugment, amp_dtype)
         if not torch.isfinite(loss):  # one bad batch must not turn every weight into NaN
             st.nonfinite_steps += 1
@@ -229,13 +247,20 @@ def work_done(tr: Trainer, epoch_fraction: float) -> float:
     return round(min(done, 1.0), 4)
 
 
-def progress(tr: Trainer, epoch_fraction: float) -> float:
-    """work_done, or the share of --max-minutes spent where that is further along; once the time
-    budget has ended the run, the work it did (a run cut short by time never reads 100 %)."""
+def planned_fraction(tr: Trainer, epoch_fraction: float, running_s: float = 0.0) -> float:
+    """work_done, or the share of --max-minutes spent (`running_s` of it not yet in the state)
+    where that is further along: how far the run is towards whichever limit ends it first."""
     done = work_done(tr, epoch_fraction)
-    if tr.config.max_minutes and not out_of_time(tr):
-        done = max(done, tr.state.elapsed_s / (tr.config.max_minutes * 60))
-    return round(min(done, 1.0), 4)
+    if tr.config.max_minutes:
+        done = max(done, (tr.state.elapsed_s + running_s) / (tr.config.max_minutes * 60))
+    return min(done, 1.0)
+
+
+def progress(tr: Trainer, epoch_fraction: float) -> float:
+    """planned_fraction; once the time budget has ended the run, the work it did (a run cut short
+    by time never reads 100 %)."""
+    done = work_done(tr, epoch_fraction) if out_of_time(tr) else planned_fraction(tr, epoch_fraction)
+    return round(done, 4)
 
 
 def epoch_position(tr: Trainer) -> float:
@@ -471,7 +496,7 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
             advance_epoch(st)
         save_checkpoint(tr, {})
         return
-    if complete:
+    if complete and tr.config.lr_schedule == "plateau":
         for group in tr.optimizer.param_groups:  # the plateau scheduler scales the scheduled rate,
             group["lr"] = st.scheduled_lr  # not the warm-up's fraction of it
         tr.scheduler.step(result["valid_loss"])
@@ -637,7 +662,7 @@ def parse_args(argv=None) -> TrainConfig:
     parser = argparse.ArgumentParser(prog="python -m srcore.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="JSON file with any of the fields below (a run's config.json)")
-    add_config_arguments(parser, TrainConfig, choices={"model": PRESETS})
+    add_config_arguments(parser, TrainConfig, choices={"model": PRESETS, "lr_schedule": LR_SCHEDULES})
     args = parser.parse_args(argv)
     try:
         cfg = config_from_args(TrainConfig, args, args.config)

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from srcore.checkpoint import load_model, load_resume_state
 from srcore.config import TrainConfig, config_to_arguments
 from srcore.run import RunFolder, RunInUse
-from srcore.train import main, train
+from srcore.train import COSINE_FLOOR, learning_rate, main, train
 
 
 def tiny(corpus, out, **overrides) -> TrainConfig:
@@ -120,6 +120,27 @@ def test_epoch_log_lines_show_the_learning_rate_in_effect_during_warm_up(corpus,
     assert run.read_metrics("epoch")[-1]["lr"] == in_effect
     epoch_line, = [line for line in run.log_tail(50).splitlines() if "epoch 1 step" in line]
     assert f" lr {in_effect:.2e} " in epoch_line
+
+
+def test_cosine_schedule_warms_up_then_decays_to_its_floor_by_the_planned_end():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, lr_schedule="cosine")
+    assert learning_rate(cfg, 0.0, 0, 0.0) == pytest.approx(1e-4)  # first warm-up step
+    assert learning_rate(cfg, 0.0, 10, 0.0) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 0.0, 10, 0.5) == pytest.approx(1e-3 * (1 + COSINE_FLOOR) / 2)
+    assert learning_rate(cfg, 0.0, 10, 1.0) == learning_rate(cfg, 0.0, 10, 2.0) == pytest.approx(1e-3 * COSINE_FLOOR)
+    plateau = replace(cfg, lr_schedule="plateau")
+    assert learning_rate(plateau, 2.5e-4, 10, 0.9) == 2.5e-4  # the plateau scheduler's rate, as is
+    with pytest.raises(ValueError, match="lr_schedule: 'linear' is not one of plateau, cosine"):
+        replace(cfg, lr_schedule="linear")
+
+
+def test_a_cosine_run_decays_its_rate_over_the_planned_steps(corpus, tmp_path):
+    run = train(tiny(corpus, tmp_path / "run", lr=1e-3, warmup_steps=0, log_every=1, epochs=4,
+                     lr_schedule="cosine"))
+    rates = [row["lr"] for row in run.read_metrics("step")]
+    assert rates == sorted(rates, reverse=True) and rates[0] == pytest.approx(1e-3)
+    assert rates[-1] < 0.2e-3  # near the floor by the last of the planned steps
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["lr_schedule"] == "cosine"
 
 
 def full_disk(obj, f, *args, **kwargs):

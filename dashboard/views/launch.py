@@ -3,7 +3,7 @@ import shlex
 
 import streamlit as st
 
-from srcore.config import TrainConfig
+from srcore.config import LR_SCHEDULES, TrainConfig
 from srcore.launch import (
     LaunchError,
     data_root,
@@ -64,6 +64,12 @@ def launch_form() -> None:
         with st.expander("more options"):
             max_steps = st.number_input("max steps (0: no limit)", 0, value=DEFAULTS.max_steps,
                                         key="max_steps")
+            max_minutes = st.number_input("time budget, minutes (0: no limit)", 0.0,
+                                          value=DEFAULTS.max_minutes, key="max_minutes")
+            lr_schedule = st.selectbox("learning-rate schedule", LR_SCHEDULES,
+                                       index=LR_SCHEDULES.index(DEFAULTS.lr_schedule), key="lr_schedule",
+                                       help="plateau: drop when validation stalls; cosine: decay over "
+                                            "the planned epochs, steps or minutes")
             device = st.selectbox("device", DEVICES, key="device")
             threads = st.number_input("torch threads (0: default)", 0, 256, DEFAULTS.threads, key="threads")
             workers = st.number_input("data loader workers", 0, 64, DEFAULTS.workers, key="workers")
@@ -72,7 +78,8 @@ def launch_form() -> None:
         if not st.form_submit_button("Start training", type="primary"):
             return
     options = dict(train=train, valid=valid, model=model, epochs=int(epochs), batch_size=int(batch_size),
-                   lr=float(lr), max_steps=int(max_steps), device=device, threads=int(threads),
+                   lr=float(lr), max_steps=int(max_steps), max_minutes=float(max_minutes),
+                   lr_schedule=lr_schedule, device=device, threads=int(threads),
                    workers=int(workers), seed=int(seed), augment=augment)
     try:
         launch = start_training(runs_root(), name, options, resume=resume)
