@@ -62,7 +62,6 @@ MAX_SAMPLES = 200
 DEFAULT_BEAM = 16
 PLOT_COLUMNS = 1000  # longest time axis drawn; longer audio is averaged down to this
 GREEDY, BEAM, DEFAULT_DECODING = "greedy", "beam search", "model default (its word LM, if any)"
-MODEL_DECODING = -1  # beam_width's code for the model directory's own decoding
 DIFF_COLOURS = {"substitution": "#f59e0b", "deletion": "#ef4444", "insertion": "#22c55e"}
 DIFF_TAGS = {"sub": "substitution", "del": "deletion", "ins": "insertion"}
 WARN = "⚠️ "
@@ -70,7 +69,8 @@ MAX_TAKE_S = 15.0  # a "Teach it your voice" take is one prompt: longer recordin
 TAKE_RATE = 16000  # takes are kept at this rate (every preset model reads 16 kHz; adapt_voice checks)
 ADAPT_MINUTES = 2.0  # default time cap of one adaptation (--adapt-minutes)
 ADAPT_HELD_OUT = 4  # takes kept out of the fine-tuning to show before/after
-MIN_TAKES = ADAPT_HELD_OUT + 4
+MIN_TRAINING_TAKES = 4  # takes the fine-tuning needs besides the held-out ones
+MIN_TAKES = ADAPT_HELD_OUT + MIN_TRAINING_TAKES
 SPACE_ENV = "SPACE_ID"  # set on a Hugging Face Space: adaptation is off there unless --allow-adapt
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -99,18 +99,18 @@ def _load_model(model_dir: str, _weights_mtime: float) -> Recognizer:
 
 
 @functools.lru_cache(maxsize=16)
-def _load_recognizer(model_dir: str, beam: int, weights_mtime: float) -> Recognizer:
+def _load_recognizer(model_dir: str, beam: int | None, weights_mtime: float) -> Recognizer:
     """The model's weights are loaded once per directory; each decoding gets its own decoder:
-    beam MODEL_DECODING the model's own (its word LM), 0 greedy, N a character beam of width N."""
+    beam None the model's own (its word LM), 0 greedy, N a character beam of width N."""
     greedy = _load_model(model_dir, weights_mtime)
-    if beam == MODEL_DECODING:
+    if beam is None:
         return Recognizer(greedy.model, greedy.config, greedy.model_dir)
     if beam <= 1:
         return greedy
     return Recognizer(greedy.model, greedy.config, greedy.model_dir, beam=beam)
 
 
-def get_recognizer(model_dir, beam: int = 0) -> Recognizer:
+def get_recognizer(model_dir, beam: int | None = 0) -> Recognizer:
     """The model at `model_dir`, loaded once per (directory, beam) and reloaded if rewritten."""
     if not model_dir:
         raise UserError("No model is chosen: pick one in the Model tab.")
@@ -118,7 +118,7 @@ def get_recognizer(model_dir, beam: int = 0) -> Recognizer:
         raise UserError(missing_model_message(model_dir))
     resolved = resolve_model_dir(model_dir)
     with _load_lock:
-        return _load_recognizer(str(resolved), int(beam),
+        return _load_recognizer(str(resolved), None if beam is None else int(beam),
                                 (resolved / "model.safetensors").stat().st_mtime)
 
 
@@ -131,10 +131,11 @@ def missing_model_message(model_dir) -> str:
             "Choose another in the Model tab.")
 
 
-def beam_width(decoding: str, beam_size) -> int:
+def beam_width(decoding: str, beam_size) -> int | None:
+    """get_recognizer's beam for a decoding choice: None for the model's own decoding."""
     if decoding == BEAM:
         return int(beam_size or DEFAULT_BEAM)
-    return 0 if decoding == GREEDY else MODEL_DECODING
+    return 0 if decoding == GREEDY else None
 
 
 def describe_model(model_dir) -> str:
@@ -769,9 +770,10 @@ def adapt_voice(takes: dict | None, model_dir: str | None, folder: str | None,
     takes = dict(takes or {})
     folder = folder if folder and Path(folder).is_dir() else new_session_folder()
     unchanged = (gr.update(), [], None, model_dir, folder, gr.update(), gr.update())
-    if len(takes) < MIN_TAKES:
-        yield (WARN + f"Record at least {MIN_TAKES} prompts first ({len(takes)} so far); "
-               f"{ADAPT_HELD_OUT} of them are kept aside to measure the change.", *unchanged)
+    needed = cfg.held_out + MIN_TRAINING_TAKES
+    if len(takes) < needed:
+        yield (WARN + f"Record at least {needed} prompts first ({len(takes)} so far); "
+               f"{cfg.held_out} of them are kept aside to measure the change.", *unchanged)
         return
     base = model_dir or str(DEFAULT_MODEL_DIR)
     if not is_model_dir(base):

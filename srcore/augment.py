@@ -1,7 +1,7 @@
 """On-the-fly waveform augmentation of training clips: what real microphones and channels do.
 
 Every effect is drawn from the clip's own numpy Generator, so a resumed run draws the same ones:
-speed (tempo and pitch), level, noise (white or brown), lossy codecs (MP3 at a random quality,
+speed (tempo and pitch), level, noise (white, pink or brown), lossy codecs (MP3 at a random quality,
 Opus, GSM 06.10 telephone at 8 kHz; encoded and decoded in memory by libsndfile) and clipping of
 an over-driven input. Validation clips are never augmented.
 """
@@ -31,13 +31,25 @@ def speed(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
     return wave if factor == 1.0 else resampler(int(sample_rate * factor), sample_rate)(wave)
 
 
+NOISE_COLOURS = (0.0, 1.0, 2.0)  # white (hiss), pink, brown (hum and rumble): 1/f**exponent power
+
+
+def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Unit-RMS noise with a 1/f**exponent power spectrum (0 white, 1 pink, 2 brown)."""
+    white = rng.standard_normal(n)
+    if exponent:
+        spectrum = np.fft.rfft(white)
+        freqs = np.fft.rfftfreq(n)
+        freqs[0] = freqs[1] if n > 1 else 1.0
+        white = np.fft.irfft(spectrum / freqs ** (exponent / 2), n)
+    return (white / max(float(np.sqrt(np.mean(white ** 2))), 1e-9)).astype(np.float32)
+
+
 def add_noise(wave: torch.Tensor, rng: np.random.Generator, snr_db: float) -> torch.Tensor:
-    """White or brown (hum and rumble rather than hiss) noise at `snr_db` below the clip."""
-    noise = torch.from_numpy(rng.standard_normal(wave.shape[-1]).astype(np.float32))
-    if rng.random() < 0.5:
-        noise = torch.cumsum(noise, 0)
-        noise = noise - torch.linspace(noise[0], noise[-1], len(noise))
-    scale = wave.pow(2).mean().sqrt() / (noise.pow(2).mean().sqrt() + 1e-8) / 10 ** (snr_db / 20)
+    """White, pink or brown noise at `snr_db` below the clip."""
+    exponent = NOISE_COLOURS[int(rng.integers(len(NOISE_COLOURS)))]
+    noise = torch.from_numpy(colored_noise(rng, wave.shape[-1], exponent))
+    scale = wave.pow(2).mean().sqrt() / 10 ** (snr_db / 20)
     return wave + scale * noise
 
 

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .errors import exception_chain
 from .model import ModelConfig, build_model
 from .text import BLANK, CHARS, DEFAULT_TOKENIZER, TOKENS_FILE, Tokenizer
 
@@ -63,13 +64,9 @@ def _write_files(staging: Path, model, config: ModelConfig, extra, resume_state)
 def write_failure(exc: BaseException) -> str:
     """Why a write failed: the OS's reason ("No space left on device") where an OSError is behind
     it, else the exception itself."""
-    cause, seen = exc, set()
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return f"{type(exc).__name__}: {exc}"
+    reason = next((cause.strerror for cause in exception_chain(exc)
+                   if isinstance(cause, OSError) and cause.strerror), None)
+    return reason or f"{type(exc).__name__}: {exc}"
 
 
 def _swap_in(staging: Path, directory: Path) -> None:

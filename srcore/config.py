@@ -26,7 +26,7 @@ class WaveAugmentConfig:
     """On-the-fly augmentation of training clips (srcore/augment.py); never of validation."""
     enabled: bool = option(True, "waveform augmentation on (the --augment switch wins)")
     speed_prob: float = option(0.6, "share of clips played 0.9x or 1.1x as fast")
-    noise_prob: float = option(0.5, "share of clips with white or brown noise added")
+    noise_prob: float = option(0.5, "share of clips with white, pink or brown noise added")
     snr_db: tuple = option((8.0, 40.0), "noise level range, dB below the speech")
     gain_db: tuple = option((-12.0, 6.0), "level change range, dB")
     codec_prob: float = option(0.25, "share of clips through a lossy codec (MP3, Opus, GSM telephone)")

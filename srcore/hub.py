@@ -28,6 +28,7 @@ from huggingface_hub import HfApi, snapshot_download
 from . import __version__
 from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, resolve_model_dir
 from .config import HUB_TOKEN_ENV
+from .errors import exception_chain
 from .modelcard import CARD_FILE, card_spec, render_card
 from .run import RunFolder
 
@@ -159,13 +160,9 @@ def push_to_hub(model_dir_or_run, repo_id: str, private: bool = False, token: st
 
 def is_network_error(exc: BaseException) -> bool:
     """Whether exc, or an exception behind it, is the network failing (not the Hub refusing)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, NETWORK_ERRORS) or any(c.__name__ == TRANSPORT_ERROR for c in type(exc).__mro__):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return any(isinstance(cause, NETWORK_ERRORS)
+               or any(c.__name__ == TRANSPORT_ERROR for c in type(cause).__mro__)
+               for cause in exception_chain(exc))
 
 
 def push_failure(exc: Exception, repo_id: str, source: Path) -> str:

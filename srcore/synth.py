@@ -51,6 +51,7 @@ import torchaudio.functional as AF
 
 from . import voices as extra
 from .audio import to_model_rate, write_audio
+from .augment import colored_noise
 from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
 from .manifest import write_manifest
 from .text import normalize_text, number_to_words
@@ -558,17 +559,6 @@ def _rms(x: np.ndarray) -> float:
 
 def _db_to_ratio(db: float) -> float:
     return 10.0 ** (db / 20.0)
-
-
-def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
-    """Unit-RMS noise with a 1/f**exponent power spectrum (0 white, 1 pink, 2 brown)."""
-    white = rng.standard_normal(n)
-    if exponent:
-        spectrum = np.fft.rfft(white)
-        freqs = np.fft.rfftfreq(n)
-        freqs[0] = freqs[1] if n > 1 else 1.0
-        white = np.fft.irfft(spectrum / freqs ** (exponent / 2), n)
-    return (white / max(_rms(white), 1e-9)).astype(np.float32)
 
 
 def babble_noise(rng: np.random.Generator, n: int, bank: list[np.ndarray]) -> np.ndarray:
