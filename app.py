@@ -806,7 +806,8 @@ def adapt_voice(takes: dict | None, model_dir: str | None, folder: str | None,
     shutil.rmtree(session / "takes", ignore_errors=True)  # the model keeps what it learnt
     archive = shutil.make_archive(str(session / "adapted-model"), "zip", out)
     rows = [[row["ref"], row["before"], row["after"]] for row in result.held_out]
-    yield (f"**Adapted** in {result.seconds:.0f} s ({result.steps} steps on {result.clips} takes). "
+    yield (f"**Adapted** in {result.seconds:.0f} s ({result.steps} steps on {result.clips} takes; "
+           f"vocal tract warp {result.speaker_warp:g}). "
            f"On your {result.before['n']} held-out prompts: WER {100 * result.before['wer']:.0f} % "
            f"before, **{100 * result.after['wer']:.0f} %** after. Your transcriptions now use the "
            "adapted model (this session only); download it below.",

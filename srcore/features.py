@@ -16,6 +16,17 @@ class FeatureConfig:
     n_fft: int = 400
     log_offset: float = 1e-6
     normalize: bool = True  # per-utterance mean/variance normalisation of each mel bin
+    # Vocal tract length normalisation: the frequency warp a model adapted to one speaker gives
+    # every input (srcore/adapt.py chooses it); 1 for a model of everyone.
+    speaker_warp: float = 1.0
+
+    def __post_init__(self):
+        if not SPEAKER_WARP_RANGE[0] <= self.speaker_warp <= SPEAKER_WARP_RANGE[1]:
+            raise ValueError(f"features: speaker_warp = {self.speaker_warp!r}, expected a number in "
+                             f"[{SPEAKER_WARP_RANGE[0]}, {SPEAKER_WARP_RANGE[1]}]")
+
+
+SPEAKER_WARP_RANGE = (0.7, 1.4)
 
 
 # The original notebook: 81 mels at 8 kHz, 20 ms window, 10 ms hop, log(x + 1e-14), no normalisation.
@@ -36,7 +47,9 @@ class LogMel(nn.Module):
 
     def forward(self, wave: torch.Tensor, warp: float = 1.0) -> torch.Tensor:
         """`warp` != 1 moves the spectrum's content from f to warp * f before the mel filters
-        (vocal tract length perturbation: a training-time augmentation)."""
+        (vocal tract length perturbation: a training-time augmentation), on top of the config's
+        speaker_warp."""
+        warp = round(warp * self.config.speaker_warp, 4)
         if warp == 1.0:
             mel = self.mel(wave)
         else:

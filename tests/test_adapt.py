@@ -181,3 +181,56 @@ def test_session_folder_is_removed_with_the_session(tmp_path):
     other.mkdir()
     app.remove_session_folder(str(other))  # only the app's own session folders
     assert other.exists()
+
+
+def shifted_voice_manifest(folder: Path, shift: float) -> Path:
+    """WORDS in the voice the tiny model learnt, every frequency moved from f to shift * f (and
+    played that much faster): a longer or shorter vocal tract than the training voice's."""
+    import torch
+    import torchaudio.functional as AF
+    rows = []
+    for word in WORDS:
+        wave = torch.from_numpy(speak(word))
+        moved = AF.resample(wave, int(round(SAMPLE_RATE * shift)), SAMPLE_RATE).numpy()
+        path = folder / f"{word}_{shift}.wav"
+        write_audio(path, np.concatenate([np.zeros(1600, np.float32), moved, np.zeros(1600, np.float32)]),
+                    SAMPLE_RATE)
+        rows.append({"key": str(path), "text": word, "duration": round((moved.size + 3200) / SAMPLE_RATE, 3)})
+    manifest = folder / f"shift{shift}.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return manifest
+
+
+@pytest.mark.parametrize("shift", [1.15, 0.87])
+def test_vtln_chooses_the_warp_that_undoes_a_vocal_tract_shift(trained_model, tmp_path, shift):
+    takes = read_manifest(shifted_voice_manifest(tmp_path, shift))
+    model, config = load_model(trained_model)
+    losses = adapt.warp_losses(model, config, takes)
+    assert sorted(losses) == list(adapt.VTLN_WARPS)
+    chosen = min(losses, key=losses.get)
+    assert abs(chosen - 1 / shift) < abs(1.0 - 1 / shift), (chosen, losses)  # towards undoing it
+    assert losses[chosen] < losses[1.0]
+
+
+def test_vtln_alone_keeps_the_weights_and_the_adapted_model_applies_its_warp(trained_model, tmp_path,
+                                                                          monkeypatch):
+    takes = read_manifest(shifted_voice_manifest(tmp_path, 1.15))
+    monkeypatch.setattr(adapt, "warp_losses", lambda *a: {0.9: 1.0, 0.92: 0.5, 1.0: 2.0})
+    result = adapt.adapt(trained_model, takes, tmp_path / "vtln", AdaptConfig(max_steps=0, threads=1))
+    assert result.steps == 0 and result.speaker_warp == 0.92
+    model, config = load_model(tmp_path / "vtln")
+    base, _ = load_model(trained_model)
+    assert config.features.speaker_warp == 0.92
+    assert all((a == b).all() for a, b in zip(model.state_dict().values(), base.state_dict().values()))
+    assert Recognizer.load(tmp_path / "vtln").logmel.config.speaker_warp == 0.92
+    assert "vocal tract warp 0.92" in (tmp_path / "vtln" / "README.md").read_text()
+
+
+def test_speaker_warp_composes_with_augmentation_warps_and_is_bounded():
+    import torch
+    from srcore.features import FeatureConfig, LogMel
+    wave = torch.from_numpy(speak("stop"))
+    assert torch.allclose(LogMel(FeatureConfig(speaker_warp=0.9))(wave, 1.1),
+                          LogMel(FeatureConfig())(wave, 0.99), atol=1e-5)
+    with pytest.raises(ValueError, match="speaker_warp = 3.0"):
+        FeatureConfig(speaker_warp=3.0)
