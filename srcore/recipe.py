@@ -51,12 +51,14 @@ class Budget:
     train_minutes: float
     workers: int
     batch_size: int
+    hidden_size: int = 0  # the model's size (0: the default preset's, 256 x 3)
+    num_layers: int = 0
 
     @classmethod
     def for_machine(cls, gpu: bool, cores: int) -> Budget:
         if gpu:
             return cls(synth_hours=10.0, kokoro_hours=6.0, train_minutes=45.0,
-                       workers=max(1, cores - 1), batch_size=64)
+                       workers=max(1, cores - 1), batch_size=96, hidden_size=384, num_layers=4)
         return cls(synth_hours=3.0, kokoro_hours=1.25, train_minutes=80.0, workers=max(1, cores),
                    batch_size=32)
 
@@ -161,10 +163,14 @@ class Recipe:
                 "--model", "default", "--epochs", 100, "--batch-size", b.batch_size, "--cpu-amp",
                 "--max-minutes", b.train_minutes, "--workers", 1 if b.workers < 4 else b.workers - 1,
                 "--seed", self.seed, "--out", self.out / "train", "--resume"]
+        if b.hidden_size:
+            args += ["--hidden-size", b.hidden_size]
+        if b.num_layers:
+            args += ["--num-layers", b.num_layers]
         if self.init_from:
             args += ["--init-from", self.init_from, "--lr", 5e-4, "--warmup-steps", 100]
-        else:
-            args += ["--lr", 1.5e-3, "--warmup-steps", 500]
+        else:  # from random weights: a cosine decay over the time budget
+            args += ["--lr", 1.5e-3, "--warmup-steps", 300, "--lr-schedule", "cosine"]
         self.run(*args)
         return {"run": str(self.out / "train")}
 
@@ -236,7 +242,9 @@ class Recipe:
                  "repository's history, gives its own recipe)" if self.init_from else "from random weights")
         b = self.budget
         command = (f"python -m srcore.recipe default --synth-hours {b.synth_hours:g} --kokoro-hours "
-                   f"{b.kokoro_hours:g} --train-minutes {b.train_minutes:g}"
+                   f"{b.kokoro_hours:g} --train-minutes {b.train_minutes:g} --batch-size {b.batch_size}"
+                   + (f" --hidden-size {b.hidden_size}" if b.hidden_size else "")
+                   + (f" --num-layers {b.num_layers}" if b.num_layers else "")
                    + (f" --seed {self.seed}" if self.seed else "")
                    + (f" --init-from {init}" if self.init_from else ""))
         tuned = f" (LM weights tuned on `{self.dev[0].parent.name}`)" if self.dev else ""
@@ -304,6 +312,9 @@ def main(argv=None) -> None:
     parser.add_argument("--synth-hours", type=float, help="override the machine's budget")
     parser.add_argument("--kokoro-hours", type=float, help="override the machine's budget")
     parser.add_argument("--train-minutes", type=float, help="override the machine's budget")
+    parser.add_argument("--batch-size", type=int, help="override the machine's budget")
+    parser.add_argument("--hidden-size", type=int, help="the model's recurrent width (0: the preset's)")
+    parser.add_argument("--num-layers", type=int, help="the model's recurrent layers (0: the preset's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ship", default="", help="copy the final model directory here")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
@@ -316,6 +327,9 @@ def main(argv=None) -> None:
         budget.kokoro_hours = args.kokoro_hours
     if args.train_minutes is not None:
         budget.train_minutes = args.train_minutes
+    for name in ("batch_size", "hidden_size", "num_layers"):
+        if getattr(args, name) is not None:
+            setattr(budget, name, getattr(args, name))
     dev = default_dev(args.data) if args.dev is None else args.dev
     Recipe(out=args.out, data=args.data, dev=dev, budget=budget, init_from=args.init_from,
            seed=args.seed, ship=args.ship, dry_run=args.dry_run)()

@@ -35,3 +35,13 @@ def test_a_finished_stage_is_skipped(tmp_path):
     assert r.stage("corpus", lambda: calls.append(2) or {"done": False})["done"]  # from its record
     assert calls == [1]
     assert json.loads((tmp_path / "out" / "stages" / "corpus.json").read_text())["done"] is True
+
+
+def test_from_scratch_training_decays_over_its_budget_and_takes_the_models_size(tmp_path):
+    r = recipe(tmp_path, dry_run=True)
+    r.budget.hidden_size, r.budget.num_layers = 384, 4
+    r()
+    train = next(c for c in commands(tmp_path) if " srcore.train " in c)
+    assert "--lr-schedule cosine" in train and "--init-from" not in train
+    assert "--hidden-size 384 --num-layers 4" in train
+    assert "--hidden-size 384 --num-layers 4" in r.recipe_section([])
