@@ -58,7 +58,7 @@ class Budget:
     def for_machine(cls, gpu: bool, cores: int) -> Budget:
         if gpu:
             return cls(synth_hours=10.0, kokoro_hours=6.0, train_minutes=45.0,
-                       workers=max(1, cores - 1), batch_size=96, hidden_size=384, num_layers=4)
+                       workers=max(1, cores - 1), batch_size=96)
         return cls(synth_hours=3.0, kokoro_hours=1.25, train_minutes=80.0, workers=max(1, cores),
                    batch_size=32)
 
@@ -169,8 +169,9 @@ class Recipe:
             args += ["--num-layers", b.num_layers]
         if self.init_from:
             args += ["--init-from", self.init_from, "--lr", 5e-4, "--warmup-steps", 100]
-        else:  # from random weights: a cosine decay over the time budget
-            args += ["--lr", 1.5e-3, "--warmup-steps", 300, "--lr-schedule", "cosine"]
+        else:
+            args += ["--lr", 1.5e-3, "--warmup-steps", 300]
+        args += ["--lr-schedule", "cosine"]  # the rate decays over the time budget
         self.run(*args)
         return {"run": str(self.out / "train")}
 

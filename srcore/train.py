@@ -337,7 +337,9 @@ def setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if device_arg == "auto":
-        device_arg = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        device_arg = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_arg == "cuda":  # each process its own GPU (torch.cuda.set_device needs an index)
+        device_arg = f"cuda:{local_rank}"
     device = torch.device(device_arg)
     if device.type == "cuda":
         torch.cuda.set_device(device)

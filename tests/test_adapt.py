@@ -228,6 +228,7 @@ def test_vtln_alone_keeps_the_weights_and_the_adapted_model_applies_its_warp(tra
 
 def test_speaker_warp_composes_with_augmentation_warps_and_is_bounded():
     import torch
+
     from srcore.features import FeatureConfig, LogMel
     wave = torch.from_numpy(speak("stop"))
     assert torch.allclose(LogMel(FeatureConfig(speaker_warp=0.9))(wave, 1.1),

@@ -25,6 +25,7 @@ def test_dry_run_lists_the_stage_commands_in_order(tmp_path):
     assert modules.index("srcore.train") < lm_build < modules.index("srcore.evaluate")
     train = next(c for c in ran if " srcore.train " in c)
     assert "--init-from checkpoints/default" in train and "--cpu-amp" in train and "--resume" in train
+    assert "--lr-schedule cosine" in train
     assert modules[-1] == "srcore.modelcard"
 
 
