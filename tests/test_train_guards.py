@@ -195,3 +195,14 @@ def test_a_status_that_cannot_be_written_leaves_the_old_one_and_no_temp_file(tmp
     monkeypatch.undo()
     assert run.read_status()["step"] == 1
     assert sorted(p.name for p in run.path.iterdir()) == ["checkpoints", "status.json"]
+
+
+def test_device_cuda_without_an_index_means_this_process_gpu(monkeypatch):
+    import srcore.train as train_module
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    for arg in ("cuda", "auto"):
+        assert train_module.setup_distributed(arg)[2] == torch.device("cuda:1")
+    assert chosen == [torch.device("cuda:1")] * 2  # set_device needs the index ("cuda" alone fails)
