@@ -86,10 +86,10 @@ def validation_score(meta: dict) -> Score | None:
 def evaluation_score(summary: dict, dataset: str = "", split: str = "test") -> Score:
     """A Score from the JSON summary `python -m srcore.evaluate` prints as its last line."""
     beam = summary.get("beam") or 0
+    decoding = summary.get("decoding") or (f"beam {beam}" if beam else "greedy decoding")
     return Score(dataset=dataset or manifest_label(summary.get("manifest", "evaluation set")),
                  split=split, wer=float(summary["wer"]), cer=float(summary["cer"]),
-                 utterances=summary.get("n"),
-                 how="python -m srcore.evaluate, " + (f"beam {beam}" if beam else "greedy decoding"))
+                 utterances=summary.get("n"), how=f"python -m srcore.evaluate, {decoding}")
 
 
 def percent(fraction: float) -> float:

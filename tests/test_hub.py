@@ -151,7 +151,11 @@ def test_card_cli_adds_evaluation_results(trained_run, tmp_path):
                     if r.dataset_split == "test"}
     assert test_results == {"wer": 12.5, "cer": 5.0}
     assert card.data.eval_results[-1].dataset_name == "held-out words"
-    assert "| held-out words | test | 40 | 12.50 | 5.00 |" in card.text
+    assert "| held-out words | test | 40 | 12.50 | 5.00 | python -m srcore.evaluate, greedy decoding |" in card.text
+    summary.write_text(json.dumps({"wer": 0.1, "cer": 0.05, "n": 40, "decoding": "beam search 64, lexicon + LM"}))
+    modelcard.main([str(best), "--eval", str(summary), "--eval-dataset", "with the LM"])
+    assert "| with the LM | test | 40 | 10.00 | 5.00 | python -m srcore.evaluate, beam search 64, lexicon + LM |" \
+        in (best / "README.md").read_text()
 
 
 # ---------------------------------------------------------------- push
