@@ -97,8 +97,9 @@ class AdaptConfig:
     replay: str = option("", "manifest of general speech mixed into every step (against forgetting)")
     replay_batch: int = option(4, "replay clips per step (with --replay)")
     held_out: int = option(0, "clips kept out of the fine-tuning to measure before and after")
-    vtln: bool = option(True, "first choose the speaker's vocal tract warp: the frequency warp under "
-                              "which the model hears the takes best (the adapted model keeps it)")
+    vtln: bool = option(False, "first choose the speaker's vocal tract warp: the frequency warp under "
+                               "which the model hears the takes best (the adapted model keeps it; "
+                               "measured no help so far)")
     augment: bool = option(True, "waveform augmentation of the takes (speed, noise, codecs, warp)")
     specaugment: bool = option(True, "SpecAugment on the takes")
     threads: int = option(0, "torch threads (0: torch's default)")

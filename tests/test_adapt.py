@@ -55,6 +55,7 @@ def test_adapt_command_lowers_the_new_voices_wer(trained_model, new_voice, tmp_p
     assert summary["steps"] == 60 and summary["clips"] == 16
     meta = read_config(out)
     assert meta["adapted"]["clips"] == 16 and meta["adapted"]["config"]["lr"] == 0.003
+    assert meta["model"]["features"]["speaker_warp"] == 1.0  # no vocal tract warp unless --vtln
     assert "adapted to one speaker" in (out / "README.md").read_text()
     load_model(out)  # an ordinary model directory
 
@@ -216,7 +217,7 @@ def test_vtln_alone_keeps_the_weights_and_the_adapted_model_applies_its_warp(tra
                                                                           monkeypatch):
     takes = read_manifest(shifted_voice_manifest(tmp_path, 1.15))
     monkeypatch.setattr(adapt, "warp_losses", lambda *a: {0.9: 1.0, 0.92: 0.5, 1.0: 2.0})
-    result = adapt.adapt(trained_model, takes, tmp_path / "vtln", AdaptConfig(max_steps=0, threads=1))
+    result = adapt.adapt(trained_model, takes, tmp_path / "vtln", AdaptConfig(max_steps=0, threads=1, vtln=True))
     assert result.steps == 0 and result.speaker_warp == 0.92
     model, config = load_model(tmp_path / "vtln")
     base, _ = load_model(trained_model)
