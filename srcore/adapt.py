@@ -235,11 +235,9 @@ def adapt(model_dir, utterances: list[Utterance], out, cfg: AdaptConfig | None =
         raise ValueError("no clips to learn from")
     model, config = load_model(base)
     before, before_text = measure(Recognizer(model, config, base), held) if held else (None, [])
-    warp = 1.0
     if cfg.vtln:
         by_warp = warp_losses(model, config, learn)
-        warp = min(by_warp, key=by_warp.get)
-        config = warped(config, warp)
+        config = warped(config, min(by_warp, key=by_warp.get))
     losses, seconds = fine_tune(model, config, learn, cfg, replay, on_step)
     result = AdaptResult(Path(out), len(learn), sum(u.duration for u in learn), len(losses), seconds,
                          losses, speaker_warp=config.features.speaker_warp)

@@ -322,13 +322,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import torch
     budget = Budget.for_machine(torch.cuda.is_available(), os.cpu_count() or 1)
-    if args.synth_hours is not None:
-        budget.synth_hours = args.synth_hours
-    if args.kokoro_hours is not None:
-        budget.kokoro_hours = args.kokoro_hours
-    if args.train_minutes is not None:
-        budget.train_minutes = args.train_minutes
-    for name in ("batch_size", "hidden_size", "num_layers"):
+    for name in ("synth_hours", "kokoro_hours", "train_minutes", "batch_size", "hidden_size", "num_layers"):
         if getattr(args, name) is not None:
             setattr(budget, name, getattr(args, name))
     dev = default_dev(args.data) if args.dev is None else args.dev
