@@ -6,7 +6,9 @@ Every stage is a plain srcore command (printed and logged to OUT/recipe.log, so 
 as the list of commands it runs). A finished stage leaves OUT/stages/NAME.json and is skipped when
 the recipe runs again; an interrupted training stage resumes from its last checkpoint. Sizes
 follow the machine: a 2-core CPU gets a corpus and a training budget that fit about 2.5 hours,
-a GPU more of both (see `Budget`).
+a GPU more of both (see `Budget`). To train on another machine (a rented GPU), build the corpus
+with `--stop-after corpus`, run the train stage's command there, and finish here with
+`--use-run RUN_DIR`: the finished run stands in for the train stage.
 
 Data:
 - synthetic speech from every installed engine (`python -m srcore.data synth`; eSpeak NG always,
@@ -35,6 +37,7 @@ from pathlib import Path
 from .modelcard import manifest_label, public_training
 
 RECIPES = ("default",)
+STAGES = ("corpus", "train", "lm", "package", "evaluate", "card")  # in order
 PYTHON = sys.executable
 
 
@@ -70,8 +73,10 @@ class Recipe:
     dev: list[Path] = field(default_factory=list)
     budget: Budget | None = None
     init_from: str = ""
+    use_run: str = ""  # a finished training run made elsewhere, adopted instead of the train stage
     seed: int = 0
     ship: str = ""
+    stop_after: str = ""  # a stage name: the recipe ends there (e.g. "corpus", to train elsewhere)
     dry_run: bool = False
 
     # ------------------------------------------------------------------ plumbing
@@ -158,6 +163,8 @@ class Recipe:
         return {"lm": str(self.out / "lm")}
 
     def train(self) -> dict:
+        if self.use_run:
+            return self.adopt_run(Path(self.use_run))
         b = self.budget
         args = ["srcore.train", "--train", self.corpus / "train.jsonl", "--valid", self.corpus / "valid.jsonl",
                 "--model", "default", "--epochs", 100, "--batch-size", b.batch_size, "--cpu-amp",
@@ -174,6 +181,17 @@ class Recipe:
         args += ["--lr-schedule", "cosine"]  # the rate decays over the time budget
         self.run(*args)
         return {"run": str(self.out / "train")}
+
+    def adopt_run(self, run: Path) -> dict:
+        """A training run made on another machine (a GPU, say) on this corpus stands in for the
+        train stage: copied to OUT/train, its config and metrics with it."""
+        if not finished_run(run):
+            raise FileNotFoundError(f"{run}: no checkpoints/best (not a finished training run)")
+        self.log(f"adopting the training run {run}")
+        if not self.dry_run and run.resolve() != (self.out / "train").resolve():
+            shutil.rmtree(self.out / "train", ignore_errors=True)
+            shutil.copytree(run, self.out / "train")
+        return {"run": str(self.out / "train"), "adopted": manifest_label(str(run))}
 
     def package(self) -> dict:
         """The best checkpoint plus the LM and its tuned weights: one model directory."""
@@ -242,10 +260,15 @@ class Recipe:
         start = (f"initialised from the weights of `{init}` (the model it replaces: its card, in the "
                  "repository's history, gives its own recipe)" if self.init_from else "from random weights")
         b = self.budget
+        if self.use_run:
+            start += (f"; the training stage was the run `{manifest_label(self.use_run)}`, made on "
+                      "another machine (its config.json in this folder holds its command)")
+        training = (f" --use-run {manifest_label(self.use_run)}" if self.use_run else  # its own budget
+                    f" --train-minutes {b.train_minutes:g} --batch-size {b.batch_size}"
+                    + (f" --hidden-size {b.hidden_size}" if b.hidden_size else "")
+                    + (f" --num-layers {b.num_layers}" if b.num_layers else ""))
         command = (f"python -m srcore.recipe default --synth-hours {b.synth_hours:g} --kokoro-hours "
-                   f"{b.kokoro_hours:g} --train-minutes {b.train_minutes:g} --batch-size {b.batch_size}"
-                   + (f" --hidden-size {b.hidden_size}" if b.hidden_size else "")
-                   + (f" --num-layers {b.num_layers}" if b.num_layers else "")
+                   f"{b.kokoro_hours:g}{training}"
                    + (f" --seed {self.seed}" if self.seed else "")
                    + (f" --init-from {init}" if self.init_from else ""))
         tuned = f" (LM weights tuned on `{self.dev[0].parent.name}`)" if self.dev else ""
@@ -267,12 +290,13 @@ class Recipe:
 
     def __call__(self) -> None:
         self.log(f"recipe default: {json.dumps(asdict(self), default=str)}")
-        self.stage("corpus", self.make_corpus)
-        self.stage("train", self.train)
-        self.stage("lm", self.build_lm)
-        self.stage("package", self.package)
-        self.stage("evaluate", self.evaluate)
-        self.stage("card", self.card)
+        actions = {"corpus": self.make_corpus, "train": self.train, "lm": self.build_lm,
+                   "package": self.package, "evaluate": self.evaluate, "card": self.card}
+        for name in STAGES:
+            self.stage(name, actions[name])
+            if name == self.stop_after:
+                self.log(f"recipe stopped after stage {name} (--stop-after)")
+                return
         if self.ship:
             self.ship_model()
         self.log("recipe finished")
@@ -284,6 +308,10 @@ def publishable_config(path: Path) -> None:
     meta = json.loads(path.read_text(encoding="utf-8"))
     meta["training"] = public_training(meta.get("training") or {})
     path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+
+def finished_run(run: Path) -> bool:
+    return (Path(run) / "checkpoints" / "best").is_dir()
 
 
 def torch_cuda() -> bool:
@@ -316,10 +344,17 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, help="override the machine's budget")
     parser.add_argument("--hidden-size", type=int, help="the model's recurrent width (0: the preset's)")
     parser.add_argument("--num-layers", type=int, help="the model's recurrent layers (0: the preset's)")
+    parser.add_argument("--use-run", default="",
+                        help="a finished training run (on this corpus, made elsewhere: a GPU machine) "
+                             "to package instead of training here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ship", default="", help="copy the final model directory here")
+    parser.add_argument("--stop-after", choices=STAGES, default="",
+                        help="end after this stage (corpus: build the corpus to train on another machine)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
+    if args.use_run and not finished_run(args.use_run):
+        parser.error(f"--use-run {args.use_run}: no checkpoints/best there (not a finished training run)")
     import torch
     budget = Budget.for_machine(torch.cuda.is_available(), os.cpu_count() or 1)
     for name in ("synth_hours", "kokoro_hours", "train_minutes", "batch_size", "hidden_size", "num_layers"):
@@ -327,7 +362,8 @@ def main(argv=None) -> None:
             setattr(budget, name, getattr(args, name))
     dev = default_dev(args.data) if args.dev is None else args.dev
     Recipe(out=args.out, data=args.data, dev=dev, budget=budget, init_from=args.init_from,
-           seed=args.seed, ship=args.ship, dry_run=args.dry_run)()
+           use_run=args.use_run, seed=args.seed, ship=args.ship, stop_after=args.stop_after,
+           dry_run=args.dry_run)()
 
 
 if __name__ == "__main__":

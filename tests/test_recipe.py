@@ -1,6 +1,8 @@
 """The recipe as code: its stages run srcore commands in order and a finished stage is skipped."""
 import json
 
+import pytest
+
 from srcore.recipe import Budget, Recipe
 
 
@@ -46,3 +48,32 @@ def test_from_scratch_training_decays_over_its_budget_and_takes_the_models_size(
     assert "--lr-schedule cosine" in train and "--init-from" not in train
     assert "--hidden-size 384 --num-layers 4" in train
     assert "--hidden-size 384 --num-layers 4" in r.recipe_section([])
+
+
+def test_stop_after_corpus_runs_nothing_past_it(tmp_path):
+    recipe(tmp_path, dry_run=True, stop_after="corpus")()
+    modules = {c.split()[2] for c in commands(tmp_path)}
+    assert "srcore.data" in modules and not modules & {"srcore.train", "srcore.evaluate", "srcore.modelcard"}
+
+
+def test_a_run_trained_elsewhere_stands_in_for_the_train_stage(tmp_path):
+    elsewhere = tmp_path / "gpu-run"
+    (elsewhere / "checkpoints" / "best").mkdir(parents=True)
+    (elsewhere / "checkpoints" / "best" / "model.safetensors").write_bytes(b"weights")
+    (elsewhere / "metrics.jsonl").write_text("{}\n")
+    r = recipe(tmp_path, use_run=str(elsewhere))
+    assert r.stage("train", r.train)["adopted"].endswith("/gpu-run")
+    adopted = tmp_path / "out" / "train"
+    assert (adopted / "checkpoints" / "best" / "model.safetensors").read_bytes() == b"weights"
+    assert (adopted / "metrics.jsonl").is_file()
+    assert not [c for c in commands(tmp_path) if " srcore.train " in c]  # nothing trained here
+    section = r.recipe_section([])
+    assert "--use-run" in section and "another machine" in section
+    assert "--train-minutes" not in section  # the adopted run had its own budget
+
+
+def test_a_run_without_a_best_checkpoint_is_refused(tmp_path):
+    (tmp_path / "half-run").mkdir()
+    r = recipe(tmp_path, use_run=str(tmp_path / "half-run"))
+    with pytest.raises(FileNotFoundError, match="half-run: no checkpoints/best"):
+        r.train()
