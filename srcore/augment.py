@@ -35,13 +35,17 @@ NOISE_COLOURS = (0.0, 1.0, 2.0)  # white (hiss), pink, brown (hum and rumble): 1
 
 
 def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
-    """Unit-RMS noise with a 1/f**exponent power spectrum (0 white, 1 pink, 2 brown)."""
-    white = rng.standard_normal(n)
-    if exponent:
-        spectrum = np.fft.rfft(white)
-        freqs = np.fft.rfftfreq(n)
-        freqs[0] = freqs[1] if n > 1 else 1.0
-        white = np.fft.irfft(spectrum / freqs ** (exponent / 2), n)
+    """Unit-RMS noise with a 1/f**exponent power spectrum (0 white, 1 pink, 2 brown). Coloured
+    noise is shaped over the next power of two and cut to n: an FFT of an awkward length (a
+    prime, say) costs fifteen times as much."""
+    if not exponent or n < 2:
+        white = rng.standard_normal(n)
+    else:
+        size = 1 << (n - 1).bit_length()
+        spectrum = np.fft.rfft(rng.standard_normal(size))
+        freqs = np.fft.rfftfreq(size)
+        freqs[0] = freqs[1]
+        white = np.fft.irfft(spectrum / freqs ** (exponent / 2), size)[:n]
     return (white / max(float(np.sqrt(np.mean(white ** 2))), 1e-9)).astype(np.float32)
 
 

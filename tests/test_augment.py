@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from srcore.augment import CODECS, WaveAugmentConfig, augment_wave, clip, codec
+from srcore.augment import CODECS, WaveAugmentConfig, augment_wave, clip, codec, colored_noise
 
 RATE = 16000
 
@@ -58,3 +58,21 @@ def test_warp_draws_stay_in_range_and_on_steps():
     warps = [draw_warp(np.random.default_rng(i), config) for i in range(200)]
     assert 60 < warps.count(1.0) < 140
     assert all(0.88 <= w <= 1.12 and round(w, 2) == w for w in warps)
+
+
+@pytest.mark.parametrize("exponent", [0.0, 1.0, 2.0])
+def test_colored_noise_has_its_spectral_slope_and_unit_level_at_any_length(exponent):
+    n = 48_017  # prime: the noise is shaped over a power of two and cut
+    noise = colored_noise(np.random.default_rng(0), n, exponent)
+    assert noise.shape == (n,) and noise.dtype == np.float32
+    assert np.sqrt(np.mean(noise.astype(np.float64) ** 2)) == pytest.approx(1.0, rel=1e-3)
+    power = np.abs(np.fft.rfft(noise)) ** 2
+    freqs = np.fft.rfftfreq(n)
+    edges = np.geomspace(1e-3, 0.5, 12)  # log-spaced bands, averaged: a smooth estimate
+    centres, levels = [], []
+    for low, high in zip(edges[:-1], edges[1:]):
+        band = (freqs >= low) & (freqs < high)
+        centres.append(np.log10(np.sqrt(low * high)))
+        levels.append(np.log10(power[band].mean()))
+    slope = np.polyfit(centres, levels, 1)[0]
+    assert slope == pytest.approx(-exponent, abs=0.2)
