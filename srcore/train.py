@@ -297,6 +297,12 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def validation_rank(wer: float, loss: float) -> tuple[float, float]:
+    """How validations rank for the best checkpoint (lower is better): WER, then loss. A WER over
+    1 (more words inserted than said: none right yet) ranks as 1, so early on the loss decides."""
+    return min(wer, 1.0), loss
+
+
 def save_checkpoint(tr: Trainer, extra: dict, best: bool = False) -> None:
     if not tr.is_main:
         return
@@ -511,7 +517,7 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
            "audio_s_per_s": round(st.epoch_audio_s / max(st.epoch_train_s, 1e-9), 1),
            "partial": not complete, "skipped": skipped, "nonfinite_steps": st.nonfinite_steps,
            "samples": result["samples"]}
-    best = (result["wer"], result["valid_loss"]) < (st.best_wer, st.best_loss)
+    best = validation_rank(result["wer"], result["valid_loss"]) < validation_rank(st.best_wer, st.best_loss)
     if best:
         st.best_wer, st.best_loss = result["wer"], result["valid_loss"]
     check_finite_weights(tr)

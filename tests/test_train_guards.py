@@ -86,6 +86,15 @@ def test_best_breaks_a_wer_tie_on_validation_loss(corpus, tmp_path):
     assert best["valid_loss"] == min(r["valid_loss"] for r in rows)
 
 
+def test_a_wer_over_one_ranks_as_one_so_early_checkpoints_rank_by_loss():
+    from srcore.train import validation_rank
+    # seen in a from-scratch run: epoch 2 spelled far better (CER 0.61 against 0.75) at a WER of 1.08
+    assert validation_rank(1.079, 2.126) < validation_rank(1.030, 2.405)
+    assert validation_rank(0.95, 3.0) < validation_rank(1.0, 1.0)  # a right word beats any loss
+    assert validation_rank(0.5, 9.9) < validation_rank(0.6, 0.1)
+    assert validation_rank(1.2, 1.0) < validation_rank(float("inf"), float("inf"))  # the first one
+
+
 def test_a_stop_during_validation_saves_at_once_without_validating_again(corpus, tmp_path, monkeypatch):
     import srcore.train as trainer
     real, calls = trainer.validate, []
