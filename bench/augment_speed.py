@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from _common import REPO, emit, machine
 
-from srcore.augment import CODECS, add_noise, augment_wave, codec, colored_noise, speed
 from srcore.audio import read_audio
+from srcore.augment import CODECS, add_noise, augment_wave, codec, colored_noise, speed
 from srcore.config import WaveAugmentConfig
 from srcore.features import FeatureConfig, LogMel
 
