@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .modelcard import manifest_label, public_training
+from .run import RunFolder
 
 RECIPES = ("default",)
 STAGES = ("corpus", "train", "lm", "package", "evaluate", "card")  # in order
@@ -198,7 +199,7 @@ class Recipe:
         model = self.out / "model"
         if not self.dry_run:
             shutil.rmtree(model, ignore_errors=True)
-            shutil.copytree(self.out / "train" / "checkpoints" / "best", model)
+            shutil.copytree(RunFolder(self.out / "train").best_dir, model)
             (model / "resume.pt").unlink(missing_ok=True)
             publishable_config(model / "config.json")
             if (self.out / "lm").is_dir():
@@ -310,8 +311,8 @@ def publishable_config(path: Path) -> None:
     path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
-def finished_run(run: Path) -> bool:
-    return (Path(run) / "checkpoints" / "best").is_dir()
+def finished_run(run) -> bool:
+    return RunFolder(run).best_dir.is_dir()
 
 
 def torch_cuda() -> bool:
