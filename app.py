@@ -334,14 +334,19 @@ def heard_figure(recognizer: Recognizer, wave: torch.Tensor, transcript) -> go.F
     probs = transcript.log_probs[:int(PLOT_MAX_S / transcript.frame_s)].exp().T.numpy()
     probs, prob_step = _shrink(probs, PLOT_COLUMNS, np.max)
     labels = [c if c != " " else "␣ (space)" for c in CHARS] + ["blank"]
-    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.11,
                            subplot_titles=("log-mel spectrogram (the model's input)",
                                            "character probability per frame (the model's output)"))
+    figure.layout.annotations[1].update(yshift=16)  # room below it for the words
     figure.add_trace(go.Heatmap(z=logmel, x=np.arange(logmel.shape[1]) * mel_step * mel_frame_s,
                                 colorscale="Viridis", showscale=False, name="log-mel"), row=1, col=1)
     figure.add_trace(go.Heatmap(z=probs, x=np.arange(probs.shape[1]) * prob_step * transcript.frame_s,
                                 y=labels, colorscale="Blues", zmin=0, zmax=1, name="probability",
                                 colorbar={"title": "p", "len": 0.45, "y": 0.22}), row=2, col=1)
+    for word in transcript.words:
+        if word.start < PLOT_MAX_S:  # each word above the frames it was read from
+            figure.add_annotation(x=(word.start + word.end) / 2, y=1.0, yref="y2 domain", yanchor="bottom",
+                                  text=word.word, showarrow=False, font={"size": 10})
     figure.update_yaxes(title_text="mel bin", row=1, col=1)
     figure.update_yaxes(title_text="character", row=2, col=1, dtick=1, tickfont={"size": 8})
     shown = "time (s)" if transcript.audio_s <= PLOT_MAX_S else f"time (s), first {PLOT_MAX_S:.0f} s"

@@ -3,6 +3,7 @@
 Every decoder maps (log_probs (frames, classes), length) -> text.
 
 - `greedy_decode`: best path, collapse repeats, drop blanks.
+- `decode_with_path(decoder, ...)`: (text, the token chosen at each frame), for word timings.
 - `BeamDecoder(beam_size, lexicon, lm, lm_weight, word_score, beam_threshold)`: with `lm` an LM
   folder (below) it is lexicon-constrained beam search with the n-gram LM; with a lexicon and/or a
   KenLM file (ARPA or binary) it is the same with those files; with neither it is lexicon-free beam
@@ -43,15 +44,34 @@ ARPA_FILE, LEXICON_FILE, DECODING_FILE, LM_DIR = "lm.arpa", "lexicon.txt", "deco
 DEFAULT_LM_OPTIONS = {"beam_size": 64, "beam_threshold": 25.0, "lm_weight": 2.0, "word_score": 0.0}
 
 
-def greedy_decode(log_probs: torch.Tensor, length: int | None = None) -> str:
-    """Best path of one utterance (frames, classes): collapse repeats, drop blanks."""
-    best = log_probs[:length].argmax(-1).tolist()
+def best_path(log_probs: torch.Tensor, length: int | None = None) -> list[int]:
+    """The most likely token of each frame of one utterance (frames, classes)."""
+    return log_probs[:length].argmax(-1).tolist()
+
+
+def collapse(path) -> str:
+    """The text of a per-frame token path: repeats collapsed, blanks (and ids outside the
+    alphabet) dropped, spaces squeezed."""
     chars, previous = [], None
-    for token in best:
-        if token != previous and token != BLANK:
+    for token in path:
+        if token != previous and 0 <= token < len(CHARS):
             chars.append(CHARS[token])
         previous = token
     return " ".join("".join(chars).split())
+
+
+def greedy_decode(log_probs: torch.Tensor, length: int | None = None) -> str:
+    """Best path of one utterance (frames, classes): collapse repeats, drop blanks."""
+    return collapse(best_path(log_probs, length))
+
+
+def decode_with_path(decoder, log_probs: torch.Tensor, length: int | None = None) -> tuple[str, list[int]]:
+    """(text, the per-frame token path behind it) from any decoder of this module; the path
+    gives word timings (srcore.timestamps)."""
+    if isinstance(decoder, BeamDecoder):
+        return decoder.decode_path(log_probs, length)
+    path = best_path(log_probs, length)
+    return decoder(log_probs, length), path
 
 
 @contextlib.contextmanager
@@ -178,7 +198,14 @@ class BeamDecoder:
         return f"beam search {o['beam_size']}" + (", lexicon" if o["lexicon"] else "")
 
     def __call__(self, log_probs: torch.Tensor, length: int | None = None) -> str:
+        return self.decode_path(log_probs, length)[0]
+
+    def decode_path(self, log_probs: torch.Tensor, length: int | None = None) -> tuple[str, list[int]]:
+        """(text, the best hypothesis's token at each frame)."""
         emissions = log_probs[:length].detach().float().cpu()
+        frames = emissions.shape[0]
+        if frames == 0:
+            return "", []
         if self.resources.trie is not None:
             # one extra frame of certain word boundary: a word still being spelled at the end is
             # finished (lexicon spellings end with "|"), others just repeat or skip it
@@ -186,22 +213,15 @@ class BeamDecoder:
             end[0, self.resources.silence] = 0.0
             emissions = torch.cat([emissions, end])
         emissions = emissions.contiguous()
-        frames, classes = emissions.shape
-        if frames == 0:
-            return ""
-        results = self.decoder.decode(emissions.data_ptr(), frames, classes)
+        results = self.decoder.decode(emissions.data_ptr(), emissions.shape[0], emissions.shape[1])
         if not results:
-            return ""
+            return "", [BLANK] * frames
         best = results[0]
+        path = list(best.tokens)[1:frames + 1]  # flashlight pads the path with a frame each side
         if self.resources.trie is not None:
             words = [self.resources.words.get_entry(w) for w in best.words if w >= 0]
-            return " ".join(w for w in words if w != UNK_WORD)
-        tokens, previous = [], None
-        for t in best.tokens:
-            if t != previous and 0 <= t < len(CHARS):
-                tokens.append(CHARS[t])
-            previous = t
-        return " ".join("".join(tokens).split())
+            return " ".join(w for w in words if w != UNK_WORD), path
+        return collapse(best.tokens), path
 
 
 def make_decoder(beam: int = 0, lexicon: str | None = None, lm: str | None = None, **options):

@@ -2,11 +2,13 @@
 
     python -m srcore.transcribe [--model DIR] [--beam N] FILE...
 
-prints one transcript per file. As a library: `Recognizer.load(DIR)` once, then
+prints one transcript per file, or (--format json, srt, vtt) word timings and subtitles, to stdout
+or as files in --output-dir. As a library: `Recognizer.load(DIR)` once, then
 `recognizer.transcribe_file(path)` or `recognizer.transcribe(samples, rate)` from any thread.
 Long audio is cut into chunks of at most CHUNK_S seconds at the quietest moment near each cut.
 """
 import argparse
+import json
 import sys
 import threading
 import time
@@ -17,15 +19,17 @@ import torch
 
 from .audio import AudioError, is_silent, read_audio, to_model_rate
 from .checkpoint import load_model, resolve_model_dir
-from .decoding import describe_decoder, greedy_decode, load_decoding, make_decoder
+from .decoding import decode_with_path, describe_decoder, greedy_decode, load_decoding, make_decoder
 from .features import LogMel
 from .model import ModelConfig
+from .timestamps import Word, segments, to_srt, to_vtt, word_timings
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
 CHUNK_S = 20.0  # longest piece the model sees at once
 CUT_SEARCH_S = 4.0  # a cut moves back to the quietest 10 ms within this many seconds
 MAX_AUDIO_S = 30 * 60.0  # longer input is refused, not silently truncated
 MIN_AUDIO_S = 0.1
+FORMATS = {"text": ".txt", "json": ".json", "srt": ".srt", "vtt": ".vtt"}  # --format -> file suffix
 
 
 @dataclass
@@ -35,10 +39,16 @@ class Transcript:
     elapsed_s: float
     log_probs: torch.Tensor  # (frames, classes), the model's per-frame log-probabilities
     frame_s: float  # seconds per output frame
+    path: list[int]  # the decoder's token at each frame
 
     @property
     def rtf(self) -> float:
         return self.elapsed_s / max(self.audio_s, 1e-9)
+
+    @property
+    def words(self) -> list[Word]:
+        """The transcript's words with their start and end in seconds."""
+        return word_timings(self.path, self.frame_s)
 
 
 def chunk_bounds(wave: torch.Tensor, sample_rate: int, chunk_s: float = CHUNK_S) -> list[tuple]:
@@ -106,8 +116,8 @@ class Recognizer:
         started = time.perf_counter()
         log_probs = self.log_probs(wave)
         with self._lock:
-            text = self.decode(log_probs, log_probs.shape[0])
-        return Transcript(text, audio_s, time.perf_counter() - started, log_probs, self.frame_s)
+            text, path = decode_with_path(self.decode, log_probs, log_probs.shape[0])
+        return Transcript(text, audio_s, time.perf_counter() - started, log_probs, self.frame_s, path)
 
     def transcribe(self, samples, sample_rate: int) -> Transcript:
         """Transcribe samples at any rate: numpy or tensor, (samples,) or (samples, channels)."""
@@ -146,12 +156,48 @@ def recognizer_from_args(args: argparse.Namespace) -> Recognizer:
         sys.exit(f"error: {exc}")
 
 
+def render(result: Transcript, fmt: str, path: str = "") -> str:
+    """A transcript as --format asks: its text, JSON with word timings and subtitles, SRT or VTT."""
+    if fmt == "text":
+        return result.text + "\n"
+    words = result.words
+    if fmt == "srt":
+        return to_srt(segments(words))
+    if fmt == "vtt":
+        return to_vtt(segments(words))
+    return json.dumps({"file": path, "text": result.text, "audio_s": round(result.audio_s, 3),
+                       "words": [[w.word, round(w.start, 2), round(w.end, 2)] for w in words],
+                       "segments": [[round(s.start, 2), round(s.end, 2), s.text]
+                                    for s in segments(words)]}) + "\n"
+
+
+def write_output(result: Transcript, fmt: str, path: str, output_dir: Path) -> Path:
+    """Write the transcript of `path` as output_dir/<its name><format's suffix>."""
+    target = output_dir / (Path(path).stem + FORMATS[fmt])
+    target.write_text(render(result, fmt, path), encoding="utf-8")
+    return target
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m srcore.transcribe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", help="audio files (wav, flac, ogg, mp3)")
+    parser.add_argument("--format", choices=tuple(FORMATS), default="text",
+                        help="text; json (a line per file: text, [word, start s, end s] per word, "
+                             "subtitle segments); srt or vtt subtitles")
+    parser.add_argument("--output-dir", type=Path,
+                        help="write one file per input (its name, the format's suffix) here "
+                             "instead of printing")
     add_recognizer_arguments(parser)
     args = parser.parse_args(argv)
+    if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
+        parser.error(f"--format {args.format} with several files needs --output-dir")
+    if args.output_dir:
+        names = [Path(f).stem for f in args.files]
+        if len(set(names)) < len(names):
+            parser.error("with --output-dir every input needs its own name (two would write "
+                         "the same file)")
+        args.output_dir.mkdir(parents=True, exist_ok=True)
     recognizer = recognizer_from_args(args)
     failed = 0
     for path in args.files:
@@ -161,8 +207,12 @@ def main(argv=None) -> None:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        prefix = f"{path}\t" if len(args.files) > 1 else ""
-        print(prefix + result.text, flush=True)
+        if args.output_dir:
+            print(write_output(result, args.format, path, args.output_dir), flush=True)
+        elif args.format == "text" and len(args.files) > 1:
+            print(f"{path}\t{result.text}", flush=True)
+        else:
+            print(render(result, args.format, path), end="", flush=True)
     sys.exit(1 if failed else 0)
 
 

@@ -63,6 +63,9 @@ def test_transcribe_hears_each_word_with_timing_and_picture(trained_model, word_
     heatmaps = [trace for trace in figure.data if trace.type == "heatmap"]
     assert len(heatmaps) == 2  # log-mel and per-frame character probabilities
     assert len(heatmaps[1].y) == 29 and heatmaps[1].y[-1] == "blank"
+    labels = [note for note in figure.layout.annotations if note.yref == "y2 domain"]
+    assert [note.text for note in labels] == [text]  # the word, above the frames it was read from
+    assert 0 < labels[0].x < audio_s
 
 
 def test_beam_search_decoding(trained_model, word_corpus):
