@@ -1,6 +1,7 @@
 """Word n-gram language model for beam-search decoding: text, decontamination, estimation, tuning.
 
     python -m srcore.lm build --out DIR [--source sotu,moby-dick,fortunes,synth] [--text FILE ...]
+                              [--sentences FILE ...]
                               [--exclude MANIFEST ...] [--order 3] [--vocab 60000] [--prune 0 0 1]
     python -m srcore.lm tune --model MODEL_DIR --lm DIR --manifest M.jsonl [--write decoding.json]
 
@@ -24,7 +25,7 @@ Text sources (`--source`, comma-separated; default `auto`: all four, fortunes on
 - synth: sentences from srcore.textgen.TextGenerator (commands, questions, digits, numbers, times,
   read sentences; its random-word kind is left out), so the decoder knows the project's own domain.
 srcore/assets/words.tsv (wordfreq, CC BY-SA 4.0) always joins the vocabulary. `--text FILE` adds
-plain-text files (prose or one sentence a line).
+prose (paragraphs at blank lines, sentences at . ! ?), `--sentences FILE` one sentence a line.
 
 `tune` runs the model over a manifest once, then grid-searches lm_weight x word_score (x beam)
 for WER, prints the table (with a per-folder breakdown when the manifest keys have folders) and
@@ -184,7 +185,17 @@ def source_sentences(name: str, synth_sentences: int = DEFAULT_SYNTH_SENTENCES) 
 
 
 def text_file_sentences(path) -> list[str]:
+    """A prose file's sentences (split_sentences)."""
     return split_sentences(Path(path).read_text(encoding="utf-8", errors="replace"))
+
+
+def line_file_sentences(path) -> list[str]:
+    """A file of one sentence (or phrase) a line, with or without final punctuation."""
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    return [line.strip() for line in lines if line.strip()]
+
+
+FILE_READERS = {"text": text_file_sentences, "lines": line_file_sentences}  # "text:PATH", "lines:PATH"
 
 
 def vocabulary_words() -> list[str]:
@@ -466,8 +477,9 @@ def write_lexicon(words, path) -> int:
 
 def build(out, sources=("auto",), texts=(), excludes=(), order=DEFAULT_ORDER, vocab=DEFAULT_VOCAB,
           prune=DEFAULT_PRUNE, synth_sentences=DEFAULT_SYNTH_SENTENCES, min_count: int = 1,
-          command: str = "", log=_log) -> dict:
-    """Build DIR/lm.arpa, DIR/lexicon.txt and DIR/lm.json; returns the lm.json contents."""
+          command: str = "", log=_log, sentence_files=()) -> dict:
+    """Build DIR/lm.arpa, DIR/lexicon.txt and DIR/lm.json from the named sources, prose files
+    (`texts`) and files of one sentence a line (`sentence_files`); returns the lm.json contents."""
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -476,10 +488,11 @@ def build(out, sources=("auto",), texts=(), excludes=(), order=DEFAULT_ORDER, vo
         names += [n for n in (AUTO_SOURCES if name == "auto" else [name]) if n not in names]
     decon = Decontaminator([t for m in excludes for t in manifest_texts(m)])
     used, all_sentences, total_dropped = [], [], 0
-    for name in names + [f"text:{t}" for t in texts]:
+    files = [f"text:{t}" for t in texts] + [f"lines:{f}" for f in sentence_files]
+    for name in names + files:
+        kind, _, path = name.partition(":")
         try:
-            raw = text_file_sentences(name[5:]) if name.startswith("text:") else \
-                source_sentences(name, synth_sentences)
+            raw = FILE_READERS[kind](path) if name in files else source_sentences(name, synth_sentences)
         except RuntimeError as exc:
             if "auto" in sources and name == "fortunes":
                 log(f"lm: skipping fortunes ({exc})")
@@ -490,7 +503,7 @@ def build(out, sources=("auto",), texts=(), excludes=(), order=DEFAULT_ORDER, vo
         info = SOURCES.get(name)
         used.append({"name": name, "what": info.what if info else "plain-text file",
                      "licence": info.licence if info else "given by the user",
-                     "package": info.package if info else name[5:],
+                     "package": info.package if info else path,
                      "sentences": len(kept), "words": sum(map(len, kept)), "excluded": dropped})
         log(f"lm: {name}: {len(kept)} sentences, {used[-1]['words']} words, {dropped} excluded")
         all_sentences += kept
@@ -637,8 +650,11 @@ def main(argv=None) -> None:
     b.add_argument("--out", required=True, help="output folder")
     b.add_argument("--source", default="auto",
                    help=f"comma-separated text sources: {', '.join(SOURCES)} or auto (default)")
-    b.add_argument("--no-source", action="store_true", help="only the --text files")
-    b.add_argument("--text", action="append", default=[], help="plain-text file (repeatable)")
+    b.add_argument("--no-source", action="store_true", help="only the --text and --sentences files")
+    b.add_argument("--text", action="append", default=[],
+                   help="prose file: sentences end at . ! ? or a blank line (repeatable)")
+    b.add_argument("--sentences", action="append", default=[],
+                   help="file of one sentence a line, punctuated or not (repeatable)")
     b.add_argument("--exclude", action="append", default=[],
                    help="JSON-lines manifest whose texts the LM must not contain (repeatable)")
     b.add_argument("--order", type=int, default=DEFAULT_ORDER)
@@ -675,7 +691,7 @@ def main(argv=None) -> None:
             sources = [] if args.no_source else [s.strip() for s in args.source.split(",") if s.strip()]
             command = "python -m srcore.lm " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
             build(args.out, sources, args.text, args.exclude, args.order, args.vocab, args.prune,
-                  args.synth_sentences, args.min_count, command)
+                  args.synth_sentences, args.min_count, command, sentence_files=args.sentences)
         elif args.command == "text":
             sentences = speakable_sentences(args.source.split(","), args.exclude, tuple(args.words))
             if not sentences:

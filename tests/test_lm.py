@@ -95,6 +95,21 @@ def test_decontamination_drops_sentences_sharing_a_six_gram(tmp_path):
     assert "round bowls" not in arpa and "square" in arpa and "nine" in arpa
 
 
+def test_a_sentence_file_is_one_sentence_a_line_and_prose_is_split_at_stops(tmp_path):
+    lines = tmp_path / "phrases.txt"
+    lines.write_text("the dog barked all night\n\nshe sang softly\nHe left.\n", encoding="utf-8")
+    info = lm.build(tmp_path / "lines", sources=[], sentence_files=[lines], prune=(0, 0, 0),
+                    log=lambda m: None)
+    assert info["sources"][0]["sentences"] == 3 and info["sources"][0]["name"] == f"lines:{lines}"
+    assert info["sources"][0]["package"] == str(lines)
+    probs, _, _ = read_arpa(tmp_path / "lines" / lm.ARPA_FILE)
+    assert ("night", "</s>") in probs and ("softly", "</s>") in probs and ("softly", "he") not in probs
+    info = lm.build(tmp_path / "prose", sources=[], texts=[lines], prune=(0, 0, 0), log=lambda m: None)
+    assert info["sources"][0]["sentences"] == 2  # as prose, an unpunctuated line runs on
+    probs, _, _ = read_arpa(tmp_path / "prose" / lm.ARPA_FILE)
+    assert ("softly", "he") in probs
+
+
 def test_speakable_sentences_are_plain_prose_of_the_right_length():
     decon = lm.Decontaminator(["Rice is often served in round bowls."])
     raw = ["The   old boat drifted slowly past the harbour.",  # kept, spaces tidied
