@@ -2,19 +2,22 @@
 
     python -m srcore.evaluate [--model DIR] --manifest M.jsonl [--out report.jsonl] [--beam N]
 
-Writes one JSON line per utterance (key, ref, hyp, wer, cer, diff as `(REF->HYP)`) to --out and
-prints, as its last line, the totals: {"wer", "cer", "n", "audio_s", "rtf", "skipped", ...}.
+Writes one JSON line per utterance (key, speaker, ref, hyp, wer, cer, diff as `(REF->HYP)`) to --out
+and prints, as its last line, the totals: {"wer", "cer", "n", "audio_s", "rtf", "skipped", ...,
+"speakers"}: per speaker {"n", "wer", "cer"} when the manifest names two or more. Before it, on
+stderr: the worst utterances and the most frequent word errors.
 """
 import argparse
 import json
 import sys
 import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from .audio import AudioError
 from .manifest import SkipReport, read_manifest
-from .metrics import ErrorCounts, error_counts, format_diff
+from .metrics import ErrorCounts, error_counts, format_diff, word_diff
 from .text import normalize_text
 from .transcribe import Recognizer, add_recognizer_arguments, recognizer_from_args
 
@@ -28,17 +31,39 @@ class Evaluation:
     skipped: int
 
     def summary(self) -> dict:
-        return {"wer": round(self.counts.wer, 4), "cer": round(self.counts.cer, 4),
-                "n": len(self.rows), "words": self.counts.words, "audio_s": round(self.audio_s, 2),
-                "rtf": round(self.compute_s / max(self.audio_s, 1e-9), 5), "skipped": self.skipped}
+        summary = {"wer": round(self.counts.wer, 4), "cer": round(self.counts.cer, 4),
+                   "n": len(self.rows), "words": self.counts.words, "audio_s": round(self.audio_s, 2),
+                   "rtf": round(self.compute_s / max(self.audio_s, 1e-9), 5), "skipped": self.skipped}
+        speakers = by_speaker(self.rows)
+        if len(speakers) > 1:
+            summary["speakers"] = speakers
+        return summary
 
 
-def score_utterance(recognizer: Recognizer, path: str, reference: str) -> dict:
+def by_speaker(rows) -> dict:
+    """{speaker: {"n", "wer", "cer"}} over the rows that name one, worst WER first."""
+    counts, clips = defaultdict(ErrorCounts), Counter()
+    for row in rows:
+        if row.get("speaker"):
+            counts[row["speaker"]] += error_counts(row["ref"], row["hyp"])
+            clips[row["speaker"]] += 1
+    table = {name: {"n": clips[name], "wer": round(c.wer, 4), "cer": round(c.cer, 4)}
+             for name, c in counts.items()}
+    return dict(sorted(table.items(), key=lambda item: (-item[1]["wer"], item[0])))
+
+
+def frequent_errors(rows, top: int = 10) -> list[tuple[str, int]]:
+    """The most frequent word errors over the rows, `(REF->HYP)` with their counts."""
+    errors = Counter(text for row in rows for text, tag in word_diff(row["ref"], row["hyp"]) if tag)
+    return errors.most_common(top)
+
+
+def score_utterance(recognizer: Recognizer, path: str, reference: str, speaker: str = "") -> dict:
     """Transcribe one clip and compare it with its (normalised) reference."""
     result = recognizer.transcribe_file(path)
     ref = normalize_text(reference)
     counts = error_counts(ref, result.text)
-    return {"key": path, "ref": ref, "hyp": result.text, "wer": round(counts.wer, 4),
+    return {"key": path, "speaker": speaker, "ref": ref, "hyp": result.text, "wer": round(counts.wer, 4),
             "cer": round(counts.cer, 4), "diff": format_diff(ref, result.text),
             "audio_s": round(result.audio_s, 3), "elapsed_s": round(result.elapsed_s, 4),
             "_counts": counts}
@@ -51,7 +76,7 @@ def score_utterances(recognizer: Recognizer, utterances, report: SkipReport,
     rows, counts = [], ErrorCounts()
     for utt in progress(utterances):
         try:
-            row = score_utterance(recognizer, utt.path, utt.text)
+            row = score_utterance(recognizer, utt.path, utt.text, utt.speaker)
         except AudioError as exc:
             report.add(utt.path, str(exc))
             continue
@@ -96,6 +121,8 @@ def main(argv=None) -> None:
             f.writelines(json.dumps(row) + "\n" for row in result.rows)
     for row in sorted(result.rows, key=lambda r: -r["wer"])[: args.show]:
         print(f"{row['wer']:.2f}  {row['diff']}", file=sys.stderr)
+    if errors := frequent_errors(result.rows):
+        print("most frequent errors: " + ", ".join(f"{n}x {e}" for e, n in errors), file=sys.stderr)
     summary = {**result.summary(), "model": str(recognizer.model_dir), "manifest": args.manifest,
                "decoding": recognizer.decoding, "wall_s": round(time.perf_counter() - started, 1)}
     if args.summary:

@@ -83,9 +83,27 @@ def test_evaluate_cli_reports_per_utterance_and_totals(trained_model, word_corpu
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["n"] == len(WORDS) and summary["wer"] == 0.0 and summary["cer"] == 0.0
     assert summary["audio_s"] > 0 and summary["rtf"] > 0  # speed is for bench/, not tests
+    assert "speakers" not in summary  # one speaker: nothing to break down
     rows = [json.loads(line) for line in report.read_text().splitlines()]
     assert {r["ref"] for r in rows} == set(WORDS)
     assert all(r["hyp"] == r["ref"] and r["diff"] == r["ref"] for r in rows)
+
+
+def test_evaluate_breaks_errors_down_by_speaker_and_word(trained_model, word_corpus, tmp_path):
+    rows = [json.loads(line) for line in word_corpus.read_text().splitlines()]
+    for row in rows:  # yes, no: ann; stop, go: bob, whose "stop" is transcribed as "top"
+        row["key"] = str(word_corpus.parent / row["key"])
+        row["speaker"] = "ann" if row["text"] in ("yes", "no") else "bob"
+        row["text"] = "top" if row["text"] == "stop" else row["text"]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_module("srcore.evaluate", "--model", str(trained_model), "--manifest", str(manifest))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["speakers"] == {"bob": {"n": 2, "wer": 0.5, "cer": 0.2},
+                                   "ann": {"n": 2, "wer": 0.0, "cer": 0.0}}
+    assert list(summary["speakers"]) == ["bob", "ann"]  # worst first
+    assert "most frequent errors: 1x (top->stop)" in out.stderr
 
 
 @pytest.mark.parametrize("rows", [[], [{"key": "gone.wav", "text": "hello"}]])
