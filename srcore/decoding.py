@@ -71,7 +71,7 @@ def decode_with_path(decoder, log_probs: torch.Tensor, length: int | None = None
     if isinstance(decoder, BeamDecoder):
         return decoder.decode_path(log_probs, length)
     path = best_path(log_probs, length)
-    return decoder(log_probs, length), path
+    return (collapse(path) if decoder is greedy_decode else decoder(log_probs, length)), path
 
 
 @contextlib.contextmanager
