@@ -16,6 +16,8 @@ README):
 - a learning rate a tenth of training's, a cosine decay over few steps, and a time cap;
 - the takes augmented as training clips are (speed, level, noise, codecs, vocal tract warp,
   SpecAugment), so the model learns the voice rather than the recordings;
+- afterwards the weights moved halfway back to the starting ones (--keep 0.5; weight-space
+  ensembling, WiSE-FT): on a real speaker both her held-out WER and the others' improved;
 - optionally general speech replayed in every step (--replay), a pull back towards the starting
   weights (--anchor, L2-SP) or only some layers learning (--layers).
 """
@@ -222,6 +224,15 @@ def fine_tune(model: nn.Module, config, takes: list, cfg: AdaptConfig, replay: l
     return losses, time.perf_counter() - started
 
 
+@torch.no_grad()
+def keep_share(model: nn.Module, start: dict, keep: float) -> None:
+    """Move the fine-tuned weights back towards `start` so that `keep` of the change stays
+    (weight-space ensembling, WiSE-FT: 1 keeps the fine-tuned model, 0 the starting one)."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            tensor.copy_(start[name] + keep * (tensor - start[name]))
+
+
 def adapt(model_dir, utterances: list[Utterance], out, cfg: AdaptConfig | None = None,
           replay: list[Utterance] = (), on_step=None) -> AdaptResult:
     """Adapt the model in `model_dir` to the speaker of `utterances`; write the result to `out`."""
@@ -231,6 +242,8 @@ def adapt(model_dir, utterances: list[Utterance], out, cfg: AdaptConfig | None =
     torch.manual_seed(cfg.seed)
     base = resolve_model_dir(model_dir)
     learn, held = split_held_out(list(utterances), cfg.held_out, cfg.seed)
+    if not 0 <= cfg.keep <= 1:
+        raise ValueError(f"keep must be between 0 and 1, not {cfg.keep}")
     if not learn:
         raise ValueError("no clips to learn from")
     model, config = load_model(base)
@@ -238,7 +251,9 @@ def adapt(model_dir, utterances: list[Utterance], out, cfg: AdaptConfig | None =
     if cfg.vtln:
         by_warp = warp_losses(model, config, learn)
         config = warped(config, min(by_warp, key=by_warp.get))
+    start = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     losses, seconds = fine_tune(model, config, learn, cfg, replay, on_step)
+    keep_share(model, start, cfg.keep)
     result = AdaptResult(Path(out), len(learn), sum(u.duration for u in learn), len(losses), seconds,
                          losses, speaker_warp=config.features.speaker_warp)
     write_adapted(base, model, config, result, cfg, len(replay))

@@ -97,6 +97,9 @@ class AdaptConfig:
     replay: str = option("", "manifest of general speech mixed into every step (against forgetting)")
     replay_batch: int = option(4, "replay clips per step (with --replay)")
     held_out: int = option(0, "clips kept out of the fine-tuning to measure before and after")
+    keep: float = option(0.5, "how much of the fine-tuning the weights keep: 1 all of it, 0.5 halfway "
+                              "back to the starting weights (WiSE-FT; measured: better on the speaker "
+                              "and less forgetting)")
     vtln: bool = option(False, "first choose the speaker's vocal tract warp: the frequency warp under "
                                "which the model hears the takes best (the adapted model keeps it; "
                                "measured no help so far)")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import SAMPLE_RATE, WORDS, free_port, speak
 
 from srcore import adapt
@@ -89,6 +90,29 @@ def test_frozen_layers_keep_their_weights(trained_model, new_voice, tmp_path):
         assert a.equal(b) != name.startswith("head."), name
     with pytest.raises(ValueError, match="choose all or parts of"):
         adapt.learning_parameters(adapted, "decoder")
+
+
+def test_keep_moves_the_weights_back_towards_the_start():
+    model = torch.nn.Linear(3, 2)
+    start = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    adapt.keep_share(model, start, 0.25)
+    assert torch.allclose(model.weight, start["weight"] + 0.25)
+    assert model.bias.equal(start["bias"])
+
+
+def test_keep_zero_leaves_the_starting_weights_and_keep_out_of_range_is_refused(trained_model, new_voice,
+                                                                                tmp_path):
+    learn, _ = new_voice
+    cfg = AdaptConfig(lr=0.003, max_steps=3, keep=0.0, augment=False, threads=1)
+    result = adapt.adapt(trained_model, read_manifest(learn), tmp_path / "m", cfg)
+    assert result.steps == 3
+    base, _ = load_model(trained_model)
+    adapted, _ = load_model(tmp_path / "m")
+    assert all(a.equal(b) for a, b in zip(base.state_dict().values(), adapted.state_dict().values()))
+    with pytest.raises(ValueError, match="keep must be between 0 and 1"):
+        adapt.adapt(trained_model, read_manifest(learn), tmp_path / "n", AdaptConfig(keep=1.5))
 
 
 def test_learning_rate_warms_up_then_decays():
