@@ -242,8 +242,6 @@ def adapt(model_dir, utterances: list[Utterance], out, cfg: AdaptConfig | None =
     torch.manual_seed(cfg.seed)
     base = resolve_model_dir(model_dir)
     learn, held = split_held_out(list(utterances), cfg.held_out, cfg.seed)
-    if not 0 <= cfg.keep <= 1:
-        raise ValueError(f"keep must be between 0 and 1, not {cfg.keep}")
     if not learn:
         raise ValueError("no clips to learn from")
     model, config = load_model(base)

@@ -110,6 +110,10 @@ class AdaptConfig:
     augmentation: WaveAugmentConfig = field(default_factory=WaveAugmentConfig,
                                             metadata={"help": "waveform augmentation"})
 
+    def __post_init__(self):
+        if not 0 <= self.keep <= 1:
+            raise ValueError(f"keep must be between 0 and 1, not {self.keep}")
+
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
