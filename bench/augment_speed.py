@@ -17,7 +17,17 @@ import torch
 from _common import REPO, emit, machine
 
 from srcore.audio import read_audio
-from srcore.augment import CODECS, add_noise, augment_wave, codec, colored_noise, speed
+from srcore.augment import (
+    CODECS,
+    add_noise,
+    augment_wave,
+    codec,
+    colored_noise,
+    reverberate,
+    room_impulse,
+    speed,
+    through_device,
+)
 from srcore.config import WaveAugmentConfig
 from srcore.features import FeatureConfig, LogMel
 
@@ -38,6 +48,8 @@ def steps() -> dict:
         "log-mel": lambda w, rng: logmel(w, 1.0),
         "log-mel, warped 1.1": lambda w, rng: logmel(w, 1.1),
         "speed 1.1x": lambda w, rng: speed(w, RATE, 1.1),
+        "room (rt60 0.8 s)": lambda w, rng: reverberate(w, room_impulse(rng, RATE, 0.8)),
+        "microphone response": lambda w, rng: through_device(w, RATE, rng),
         "noise (white, pink or brown)": lambda w, rng: add_noise(w, rng, 20.0),
         "pink noise": lambda w, rng: colored_noise(rng, w.shape[-1], 1.0),
         "pink noise, exact-length FFT": lambda w, rng: exact_length_pink(rng, w.shape[-1]),

@@ -15,7 +15,8 @@ What keeps a few minutes on twenty clips from undoing the model (see AdaptConfig
 README):
 - a learning rate a tenth of training's, a cosine decay over few steps, and a time cap;
 - the takes augmented as training clips are (speed, level, noise, codecs, vocal tract warp,
-  SpecAugment), so the model learns the voice rather than the recordings;
+  SpecAugment; not simulated rooms and microphones: the takes carry the speaker's own), so the
+  model learns the voice rather than the recordings;
 - afterwards the weights moved halfway back to the starting ones (--keep 0.5; weight-space
   ensembling, WiSE-FT): on a real speaker both her held-out WER and the others' improved;
 - optionally general speech replayed in every step (--replay), a pull back towards the starting

@@ -1,9 +1,10 @@
 """On-the-fly waveform augmentation of training clips: what real microphones and channels do.
 
 Every effect is drawn from the clip's own numpy Generator, so a resumed run draws the same ones:
-speed (tempo and pitch), level, noise (white, pink or brown), lossy codecs (MP3 at a random quality,
-Opus, GSM 06.10 telephone at 8 kHz; encoded and decoded in memory by libsndfile) and clipping of
-an over-driven input. Validation clips are never augmented.
+speed (tempo and pitch), a room (reverberation), a microphone's frequency response, level, noise
+(white, pink or brown), lossy codecs (MP3 at a random quality, Opus, GSM 06.10 telephone at 8 kHz;
+encoded and decoded in memory by libsndfile) and clipping of an over-driven input. Validation clips
+are never augmented.
 """
 from __future__ import annotations
 
@@ -57,6 +58,76 @@ def add_noise(wave: torch.Tensor, rng: np.random.Generator, snr_db: float) -> to
     return wave + scale * noise
 
 
+ROOM_DRR_DB = (0.0, 12.0)  # direct-to-reverberant energy ratio: far from the microphone to close
+ROOM_HIGH_DECAY = (0.35, 0.8)  # how much sooner the highs die away than the lows (air, soft furnishing)
+ROOM_CROSSOVER_HZ = 1500.0
+ROOM_EARLY_REFLECTIONS = 8  # within ROOM_EARLY_MS of the direct sound: walls, desk, ceiling
+ROOM_EARLY_MS = (1.0, 30.0)
+ROOM_MAX_SECONDS = 1.0  # the impulse response is cut here (-60 dB at the longest rt60 anyway)
+
+
+def room_impulse(rng: np.random.Generator, sample_rate: int, rt60: float) -> np.ndarray:
+    """A synthetic room impulse response (a statistical room model): the direct sound at t = 0, a
+    few early reflections, then a diffuse tail of noise decaying 60 dB in `rt60` seconds, its highs
+    sooner than its lows. The direct sound stays at sample 0, so the clip is not shifted."""
+    n = max(2, int(min(rt60, ROOM_MAX_SECONDS) * sample_rate))
+    t = np.arange(n) / sample_rate
+    noise = np.fft.rfft(rng.standard_normal(n))
+    low = np.fft.rfftfreq(n, 1 / sample_rate) < ROOM_CROSSOVER_HZ
+    decay = -np.log(1000.0) * t
+    tail = (np.fft.irfft(noise * low, n) * np.exp(decay / rt60)
+            + np.fft.irfft(noise * ~low, n) * np.exp(decay / (rt60 * rng.uniform(*ROOM_HIGH_DECAY))))
+    delays = (rng.uniform(*ROOM_EARLY_MS, ROOM_EARLY_REFLECTIONS) * sample_rate / 1000).astype(int)
+    np.add.at(tail, np.minimum(delays, n - 1),
+              rng.choice((-1.0, 1.0), ROOM_EARLY_REFLECTIONS) * rng.uniform(0.5, 2.0, ROOM_EARLY_REFLECTIONS)
+              * np.exp(decay[np.minimum(delays, n - 1)] / rt60) * float(np.abs(tail).max()))
+    tail[0] = 0.0
+    drr = 10 ** (rng.uniform(*ROOM_DRR_DB) / 10)
+    tail *= np.sqrt(1.0 / (drr * max(float(np.sum(tail ** 2)), 1e-12)))
+    tail[0] = 1.0
+    return tail.astype(np.float32)
+
+
+def reverberate(wave: torch.Tensor, impulse: np.ndarray) -> torch.Tensor:
+    """The clip as heard through `impulse`: same length (the tail past the end is cut), same level."""
+    n = wave.shape[-1]
+    size = 1 << (n + len(impulse) - 2).bit_length()
+    wet = np.fft.irfft(np.fft.rfft(wave.numpy(), size) * np.fft.rfft(impulse, size), size)[:n]
+    return at_level_of(wet, wave)
+
+
+DEVICE_KNOTS_HZ = (100, 200, 400, 800, 1600, 3200, 6400)  # where the response's wiggles are drawn
+DEVICE_WIGGLE_DB = 4.0  # their spread
+DEVICE_LOW_CUT_HZ = (50.0, 400.0)  # small capsules and telephones lose the bass below here ...
+DEVICE_HIGH_CUT_HZ = (3500.0, 8000.0)  # ... and the highs above here
+DEVICE_ROLLOFF_DB_PER_OCTAVE = 12.0
+
+
+def device_response(rng: np.random.Generator, freqs: np.ndarray) -> np.ndarray:
+    """The amplitude response of a made-up microphone and input chain at `freqs` (Hz): smooth
+    wiggles of a few dB, a bass cut and a treble cut, 12 dB per octave beyond them."""
+    octaves = np.log2(np.maximum(freqs, 1.0))
+    wiggles = np.interp(octaves, np.log2(DEVICE_KNOTS_HZ),
+                        np.clip(rng.normal(0.0, DEVICE_WIGGLE_DB, len(DEVICE_KNOTS_HZ)), -10, 10))
+    low, high = np.log2(rng.uniform(*DEVICE_LOW_CUT_HZ)), np.log2(rng.uniform(*DEVICE_HIGH_CUT_HZ))
+    cuts = DEVICE_ROLLOFF_DB_PER_OCTAVE * (np.maximum(low - octaves, 0) + np.maximum(octaves - high, 0))
+    return 10 ** ((wiggles - cuts) / 20)
+
+
+def through_device(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator) -> torch.Tensor:
+    """The clip as a made-up microphone records it (zero phase, same length, same level)."""
+    n = wave.shape[-1]
+    size = 1 << max(n - 1, 1).bit_length()
+    spectrum = np.fft.rfft(wave.numpy(), size) * device_response(rng, np.fft.rfftfreq(size, 1 / sample_rate))
+    return at_level_of(np.fft.irfft(spectrum, size)[:n], wave)
+
+
+def at_level_of(out: np.ndarray, wave: torch.Tensor) -> torch.Tensor:
+    """`out` scaled to the RMS level of `wave`, as a float32 tensor."""
+    scale = np.sqrt(float(wave.pow(2).mean()) / max(float(np.mean(out ** 2)), 1e-18))
+    return torch.from_numpy((out * scale).astype(np.float32))
+
+
 def codec(wave: torch.Tensor, sample_rate: int, name: str, rng: np.random.Generator) -> torch.Tensor:
     """Encode and decode with a lossy codec in memory; same length and rate as the input."""
     container, subtype, rate = CODECS[name]
@@ -90,9 +161,14 @@ def draw_warp(rng: np.random.Generator, config: WaveAugmentConfig) -> float:
 
 def augment_wave(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,
                  config: WaveAugmentConfig) -> torch.Tensor:
-    """The augmentation chain: speed, gain, noise, codec, clipping; each drawn from `rng`."""
+    """The augmentation chain: speed, room, microphone, gain, noise, codec, clipping; each drawn
+    from `rng`."""
     if rng.random() < config.speed_prob:
         wave = speed(wave, sample_rate, SPEED_FACTORS[rng.integers(len(SPEED_FACTORS))])
+    if rng.random() < config.reverb_prob:
+        wave = reverberate(wave, room_impulse(rng, sample_rate, rng.uniform(*config.rt60)))
+    if rng.random() < config.device_prob:
+        wave = through_device(wave, sample_rate, rng)
     wave = wave * 10 ** (rng.uniform(*config.gain_db) / 20)
     if rng.random() < config.noise_prob:
         wave = add_noise(wave, rng, rng.uniform(*config.snr_db))

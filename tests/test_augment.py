@@ -2,7 +2,18 @@ import numpy as np
 import pytest
 import torch
 
-from srcore.augment import CODECS, WaveAugmentConfig, augment_wave, clip, codec, colored_noise
+from srcore.augment import (
+    CODECS,
+    WaveAugmentConfig,
+    augment_wave,
+    clip,
+    codec,
+    colored_noise,
+    device_response,
+    reverberate,
+    room_impulse,
+    through_device,
+)
 
 RATE = 16000
 
@@ -35,7 +46,7 @@ def test_clip_saturates_at_the_level():
 
 
 def test_augmentation_is_drawn_from_the_generator():
-    config = WaveAugmentConfig(codec_prob=1.0, clip_prob=1.0)
+    config = WaveAugmentConfig(codec_prob=1.0, clip_prob=1.0, reverb_prob=1.0, device_prob=1.0)
     a = augment_wave(tone(), RATE, np.random.default_rng(3), config)
     b = augment_wave(tone(), RATE, np.random.default_rng(3), config)
     c = augment_wave(tone(), RATE, np.random.default_rng(4), config)
@@ -76,3 +87,40 @@ def test_colored_noise_has_its_spectral_slope_and_unit_level_at_any_length(expon
         levels.append(np.log10(power[band].mean()))
     slope = np.polyfit(centres, levels, 1)[0]
     assert slope == pytest.approx(-exponent, abs=0.2)
+
+
+@pytest.mark.parametrize("rt60", [0.2, 0.7])
+def test_room_impulse_is_direct_sound_then_a_decaying_tail(rt60):
+    impulse = room_impulse(np.random.default_rng(0), RATE, rt60)
+    assert impulse[0] == 1.0 and np.abs(impulse[1:]).max() < 1.0
+    tail_energy = float(np.sum(impulse[1:] ** 2))
+    assert 10 ** -1.2 <= tail_energy <= 1.0  # direct-to-reverberant ratio 0 to 12 dB
+    tenth = RATE // 20  # 50 ms windows: each later one quieter; 60 dB down by rt60
+    energy = [float(np.sum(impulse[i:i + tenth] ** 2)) for i in range(tenth, len(impulse) - tenth, tenth)]
+    assert all(later < earlier for earlier, later in zip(energy, energy[1:]))
+    assert 10 * np.log10(energy[-1] / energy[0]) < -60 * (len(energy) - 1) * 0.05 / rt60 * 0.7
+
+
+def test_reverberation_smears_a_click_and_keeps_length_and_level():
+    click = torch.zeros(RATE)
+    click[1000] = 1.0
+    out = reverberate(click, room_impulse(np.random.default_rng(1), RATE, 0.5))
+    assert out.shape == click.shape and int(out.abs().argmax()) == 1000  # not shifted
+    assert float(out[:1000].abs().max()) < 1e-6 and float(out[3000:].abs().max()) > 1e-3  # echoes after only
+    assert float(out.pow(2).mean()) == pytest.approx(float(click.pow(2).mean()), rel=1e-3)
+
+
+def test_device_response_cuts_bass_and_treble_beyond_speech():
+    freqs = np.array([20.0, 1000.0, 16000.0])
+    db = np.mean([20 * np.log10(device_response(np.random.default_rng(i), freqs)) for i in range(50)], axis=0)
+    assert db[0] < db[1] - 12 and db[2] < db[1] - 6
+
+
+def test_through_device_keeps_length_and_level_and_changes_the_tone_balance():
+    t = torch.arange(RATE, dtype=torch.float32) / RATE
+    wave = torch.sin(2 * torch.pi * 30 * t) + torch.sin(2 * torch.pi * 1000 * t)
+    out = through_device(wave, RATE, np.random.default_rng(0))
+    assert out.shape == wave.shape
+    assert float(out.pow(2).mean()) == pytest.approx(float(wave.pow(2).mean()), rel=1e-3)
+    spectrum = torch.fft.rfft(out).abs()
+    assert spectrum[30] < 0.5 * spectrum[1000]  # the 30 Hz hum is below every simulated low cut

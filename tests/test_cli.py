@@ -49,3 +49,31 @@ def test_a_runs_config_json_reproduces_its_config_exactly(tmp_path):
     overridden = parse_args(["--config", str(config_file), "--augmentation.warp-prob", "0"])
     assert overridden.augmentation.warp_prob == 0 and overridden.augmentation.codec_prob == 0.4
     assert TrainConfig().augmentation.enabled
+
+
+def test_a_nested_config_keeps_its_parents_defaults():
+    """Adapting leaves simulated rooms and microphones out of the takes' augmentation: the flags,
+    a --config file naming only some augmentation fields and the reproducing command all keep that."""
+    import argparse
+
+    from srcore.config import (
+        AdaptConfig,
+        TrainConfig,
+        add_config_arguments,
+        config_from_args,
+        config_from_dict,
+        config_to_arguments,
+    )
+    assert TrainConfig().augmentation.reverb_prob > 0 and AdaptConfig().augmentation.reverb_prob == 0
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    add_config_arguments(parser, AdaptConfig)
+    cfg = config_from_args(AdaptConfig, parser.parse_args(["--augmentation.noise-prob", "0.1"]))
+    assert cfg.augmentation.noise_prob == 0.1
+    assert cfg.augmentation.reverb_prob == 0 and cfg.augmentation.device_prob == 0
+    assert config_to_arguments(cfg) == ["--augmentation.noise-prob", "0.1"]
+    partial = config_from_dict(AdaptConfig, {"augmentation": {"noise_prob": 0.2}})
+    assert partial.augmentation.reverb_prob == 0 and partial.augmentation.noise_prob == 0.2
+    assert config_from_dict(TrainConfig, {"augmentation": {"noise_prob": 0.2}}).augmentation.reverb_prob > 0
+    with_rooms = parser.parse_args(["--augmentation.reverb-prob", "0.3"])
+    assert config_from_args(AdaptConfig, with_rooms).augmentation.reverb_prob == 0.3
