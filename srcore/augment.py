@@ -66,26 +66,41 @@ ROOM_EARLY_MS = (1.0, 30.0)
 ROOM_MAX_SECONDS = 1.0  # the impulse response is cut here (-60 dB at the longest rt60 anyway)
 
 
-def room_impulse(rng: np.random.Generator, sample_rate: int, rt60: float) -> np.ndarray:
-    """A synthetic room impulse response (a statistical room model): the direct sound at t = 0, a
-    few early reflections, then a diffuse tail of noise decaying 60 dB in `rt60` seconds, its highs
-    sooner than its lows. The direct sound stays at sample 0, so the clip is not shifted."""
-    n = max(2, int(min(rt60, ROOM_MAX_SECONDS) * sample_rate))
+def fading(t: np.ndarray, rt60: float) -> np.ndarray:
+    """The amplitude of a room's sound `t` seconds on: 60 dB (a thousandth) down at `rt60`."""
+    return np.exp(-np.log(1000.0) * t / rt60)
+
+
+def diffuse_tail(rng: np.random.Generator, n: int, sample_rate: int, rt60: float) -> np.ndarray:
+    """Noise fading over `rt60` below ROOM_CROSSOVER_HZ and sooner above it."""
     t = np.arange(n) / sample_rate
     noise = np.fft.rfft(rng.standard_normal(n))
     low = np.fft.rfftfreq(n, 1 / sample_rate) < ROOM_CROSSOVER_HZ
-    decay = -np.log(1000.0) * t
-    tail = (np.fft.irfft(noise * low, n) * np.exp(decay / rt60)
-            + np.fft.irfft(noise * ~low, n) * np.exp(decay / (rt60 * rng.uniform(*ROOM_HIGH_DECAY))))
-    delays = (rng.uniform(*ROOM_EARLY_MS, ROOM_EARLY_REFLECTIONS) * sample_rate / 1000).astype(int)
-    np.add.at(tail, np.minimum(delays, n - 1),
-              rng.choice((-1.0, 1.0), ROOM_EARLY_REFLECTIONS) * rng.uniform(0.5, 2.0, ROOM_EARLY_REFLECTIONS)
-              * np.exp(decay[np.minimum(delays, n - 1)] / rt60) * float(np.abs(tail).max()))
-    tail[0] = 0.0
+    high_rt60 = rt60 * rng.uniform(*ROOM_HIGH_DECAY)
+    return np.fft.irfft(noise * low, n) * fading(t, rt60) + np.fft.irfft(noise * ~low, n) * fading(t, high_rt60)
+
+
+def add_early_reflections(rng: np.random.Generator, tail: np.ndarray, sample_rate: int, rt60: float) -> None:
+    """A few strong echoes in the first ROOM_EARLY_MS, as loud as the tail's peak or louder."""
+    count = ROOM_EARLY_REFLECTIONS
+    at = np.minimum((rng.uniform(*ROOM_EARLY_MS, count) * sample_rate / 1000).astype(int), len(tail) - 1)
+    signs, gains = rng.choice((-1.0, 1.0), count), rng.uniform(0.5, 2.0, count)
+    np.add.at(tail, at, signs * gains * fading(at / sample_rate, rt60) * float(np.abs(tail).max()))
+
+
+def room_impulse(rng: np.random.Generator, sample_rate: int, rt60: float) -> np.ndarray:
+    """A synthetic room impulse response (a statistical room model): the direct sound at t = 0, a
+    few early reflections, then a diffuse tail decaying 60 dB in `rt60` seconds, its highs sooner
+    than its lows, at a random direct-to-reverberant ratio. The direct sound stays at sample 0, so
+    the clip is not shifted."""
+    n = max(2, int(min(rt60, ROOM_MAX_SECONDS) * sample_rate))
+    impulse = diffuse_tail(rng, n, sample_rate, rt60)
+    add_early_reflections(rng, impulse, sample_rate, rt60)
+    impulse[0] = 0.0
     drr = 10 ** (rng.uniform(*ROOM_DRR_DB) / 10)
-    tail *= np.sqrt(1.0 / (drr * max(float(np.sum(tail ** 2)), 1e-12)))
-    tail[0] = 1.0
-    return tail.astype(np.float32)
+    impulse *= np.sqrt(1.0 / (drr * max(float(np.sum(impulse ** 2)), 1e-12)))
+    impulse[0] = 1.0
+    return impulse.astype(np.float32)
 
 
 def reverberate(wave: torch.Tensor, impulse: np.ndarray) -> torch.Tensor:
