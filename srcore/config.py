@@ -16,9 +16,10 @@ LR_SCHEDULES = ("plateau", "cosine")  # TrainConfig.lr_schedule
 HUB_TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # Hub credentials: a trainer never needs them
 
 
-def option(default, help: str):
-    """A dataclass field with the help text its command-line flag shows."""
-    return field(default=default, metadata={"help": help})
+def option(default, help: str, before=None):
+    """A dataclass field with the help text its command-line flag shows. `before`: for a field added
+    after runs were stored, the value those runs had (its effect did not exist yet)."""
+    return field(default=default, metadata={"help": help, "before": before})
 
 
 @dataclass
@@ -26,9 +27,10 @@ class WaveAugmentConfig:
     """On-the-fly augmentation of training clips (srcore/augment.py); never of validation."""
     enabled: bool = option(True, "waveform augmentation on (the --augment switch wins)")
     speed_prob: float = option(0.6, "share of clips played 0.9x or 1.1x as fast")
-    reverb_prob: float = option(0.3, "share of clips played in a simulated room (reverberation)")
+    reverb_prob: float = option(0.3, "share of clips played in a simulated room (reverberation)", before=0.0)
     rt60: tuple = option((0.15, 0.8), "reverberation time range of the rooms, seconds")
-    device_prob: float = option(0.3, "share of clips through a simulated microphone's frequency response")
+    device_prob: float = option(0.3, "share of clips through a simulated microphone's frequency response",
+                                before=0.0)
     noise_prob: float = option(0.5, "share of clips with white, pink or brown noise added")
     snr_db: tuple = option((8.0, 40.0), "noise level range, dB below the speech")
     gain_db: tuple = option((-12.0, 6.0), "level change range, dB")
@@ -162,6 +164,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, choices: dict | N
         else:
             parser.add_argument(flag, dest=dest, type=type(default), default=None, help=help_text,
                                 choices=(choices or {}).get(f.name))
+
+
+def as_stored_then(cls, stored: dict) -> dict:
+    """A config that a run stored in full (its config.json), with the fields added since it was
+    written set to what they were before they existed, so that it means what it meant then."""
+    filled = dict(stored)
+    defaults = _defaults(cls)
+    for f in fields(cls):
+        if is_dataclass(defaults[f.name]) and isinstance(filled.get(f.name, {}), dict):
+            filled[f.name] = as_stored_then(type(defaults[f.name]), filled.get(f.name, {}))
+        elif f.name not in filled and f.metadata.get("before") is not None:
+            filled[f.name] = f.metadata["before"]
+    return filled
 
 
 def config_from_dict(cls, values: dict, source: str = "config", base=None):

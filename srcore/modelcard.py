@@ -22,7 +22,7 @@ from safetensors import safe_open
 
 from . import __version__
 from .checkpoint import WEIGHTS_FILE, read_config, resolve_model_dir
-from .config import TRAIN_MODULE, TrainConfig, config_to_arguments
+from .config import TRAIN_MODULE, TrainConfig, as_stored_then, config_to_arguments
 from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
 
 CARD_FILE = "README.md"
@@ -101,7 +101,8 @@ def percent(fraction: float) -> float:
 def training_command(training: dict) -> str:
     """The `python -m srcore.train ...` command line that reproduces a training config."""
     known = {f.name for f in fields(TrainConfig)}
-    arguments = config_to_arguments({k: v for k, v in training.items() if k in known}, skip={"resume"})
+    stored = as_stored_then(TrainConfig, {k: v for k, v in training.items() if k in known})
+    arguments = config_to_arguments(stored, skip={"resume"})
     return shlex.join(["python", "-m", TRAIN_MODULE, *arguments])
 
 

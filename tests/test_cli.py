@@ -77,3 +77,19 @@ def test_a_nested_config_keeps_its_parents_defaults():
     assert config_from_dict(TrainConfig, {"augmentation": {"noise_prob": 0.2}}).augmentation.reverb_prob > 0
     with_rooms = parser.parse_args(["--augmentation.reverb-prob", "0.3"])
     assert config_from_args(AdaptConfig, with_rooms).augmentation.reverb_prob == 0.3
+
+
+def test_a_model_card_command_means_what_the_stored_config_meant():
+    """A run stored before rooms and microphones existed trained without them: its model card's
+    command says so, while a run stored since keeps its own values."""
+    from dataclasses import asdict
+
+    from srcore.config import TrainConfig, as_stored_then
+    from srcore.modelcard import training_command
+    stored = asdict(TrainConfig(train="t.jsonl", valid="v.jsonl"))
+    older = {**stored, "augmentation": {k: v for k, v in stored["augmentation"].items()
+                                        if k not in ("reverb_prob", "device_prob")}}
+    assert "--augmentation.reverb-prob 0.0 --augmentation.device-prob 0.0" in training_command(older)
+    assert "reverb" not in training_command(stored)
+    assert as_stored_then(TrainConfig, {"train": "t.jsonl"})["augmentation"] == {"reverb_prob": 0.0,
+                                                                                 "device_prob": 0.0}
