@@ -3,6 +3,8 @@
 A run's config.json, `--config FILE`, the CLI flags, the dashboard's launcher and the model card's
 "command that reproduces this model" all go through `add_config_arguments`, `config_from_args`
 and `config_to_arguments`: a field added to a dataclass is a flag everywhere, with its help text.
+A field that changes what older runs meant names its value from before (`option(..., before=)`),
+so that a stored config.json still reproduces its run (`as_stored_then`).
 """
 from __future__ import annotations
 
