@@ -32,17 +32,22 @@ def speed(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
     return wave if factor == 1.0 else resampler(int(sample_rate * factor), sample_rate)(wave)
 
 
+def fft_length(n: int) -> int:
+    """The power of two at or above n (at least 2): an FFT of an awkward length (a prime, say)
+    costs fifteen times as much."""
+    return 1 << max(n - 1, 1).bit_length()
+
+
 NOISE_COLOURS = (0.0, 1.0, 2.0)  # white (hiss), pink, brown (hum and rumble): 1/f**exponent power
 
 
 def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
     """Unit-RMS noise with a 1/f**exponent power spectrum (0 white, 1 pink, 2 brown). Coloured
-    noise is shaped over the next power of two and cut to n: an FFT of an awkward length (a
-    prime, say) costs fifteen times as much."""
+    noise is shaped over fft_length(n) samples and cut to n."""
     if not exponent or n < 2:
         white = rng.standard_normal(n)
     else:
-        size = 1 << (n - 1).bit_length()
+        size = fft_length(n)
         spectrum = np.fft.rfft(rng.standard_normal(size))
         freqs = np.fft.rfftfreq(size)
         freqs[0] = freqs[1]
@@ -106,7 +111,7 @@ def room_impulse(rng: np.random.Generator, sample_rate: int, rt60: float) -> np.
 def reverberate(wave: torch.Tensor, impulse: np.ndarray) -> torch.Tensor:
     """The clip as heard through `impulse`: same length (the tail past the end is cut), same level."""
     n = wave.shape[-1]
-    size = 1 << (n + len(impulse) - 2).bit_length()
+    size = fft_length(n + len(impulse) - 1)
     wet = np.fft.irfft(np.fft.rfft(wave.numpy(), size) * np.fft.rfft(impulse, size), size)[:n]
     return at_level_of(wet, wave)
 
@@ -132,7 +137,7 @@ def device_response(rng: np.random.Generator, freqs: np.ndarray) -> np.ndarray:
 def through_device(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator) -> torch.Tensor:
     """The clip as a made-up microphone records it (zero phase, same length, same level)."""
     n = wave.shape[-1]
-    size = 1 << max(n - 1, 1).bit_length()
+    size = fft_length(n)
     spectrum = np.fft.rfft(wave.numpy(), size) * device_response(rng, np.fft.rfftfreq(size, 1 / sample_rate))
     return at_level_of(np.fft.irfft(spectrum, size)[:n], wave)
 
