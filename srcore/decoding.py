@@ -20,10 +20,18 @@ Layout of a model directory with an LM (`python -m srcore.lm build` and `tune` w
     MODEL_DIR/lm/lexicon.txt    `word w o r d |` per line: the words the decoder may output
     MODEL_DIR/lm/lm.json        sources, licences, sizes, the build command
     MODEL_DIR/decoding.json     {"decoder": "lexicon+lm", "lm": "lm", "beam_size": 64,
-                                 "beam_threshold": 25, "lm_weight": 2.5, "word_score": -1, ...}
+                                 "beam_threshold": 25, "lm_weight": 2.5, "word_score": -1,
+                                 "prior_scale": 0.4, "token_prior": [29 probabilities], ...}
                                 (written by `python -m srcore.lm tune --write`; optional: without
                                 it an lm/ folder is used with DEFAULT_LM_OPTIONS; "decoder":
                                 "greedy" forces greedy decoding)
+
+Prior correction (beam search only): a CTC model's per-frame posteriors carry its training data's
+token frequencies (blank most of all), and with a strong LM weight that prior makes words go
+missing. Before the search every frame's log-probabilities lose `prior_scale` x log
+`token_prior`, the model's average per-frame posterior of each token on clips of its training
+domain (`lm tune --prior-from`): posteriors become scaled likelihoods, as in hybrid ASR. Greedy
+decoding is left alone (there the correction does not help).
 """
 from __future__ import annotations
 
@@ -41,7 +49,8 @@ from .text import BLANK, CHARS
 _BEAM_TOKENS = [c if c != " " else "|" for c in CHARS] + ["<blank>"]
 SIL_TOKEN, UNK_WORD = "|", "<unk>"
 ARPA_FILE, LEXICON_FILE, DECODING_FILE, LM_DIR = "lm.arpa", "lexicon.txt", "decoding.json", "lm"
-DEFAULT_LM_OPTIONS = {"beam_size": 64, "beam_threshold": 25.0, "lm_weight": 2.0, "word_score": 0.0}
+DEFAULT_LM_OPTIONS = {"beam_size": 64, "beam_threshold": 25.0, "lm_weight": 2.0, "word_score": 0.0,
+                      "prior_scale": 0.0}
 
 
 def best_path(log_probs: torch.Tensor, length: int | None = None) -> list[int]:
@@ -148,6 +157,22 @@ def load_lm_resources(lexicon: str | None, lm: str | None) -> LMResources:
         return _RESOURCES[key]
 
 
+def prior_correction(token_prior, prior_scale: float) -> torch.Tensor | None:
+    """What each frame's log-probabilities lose before beam search: prior_scale x log token_prior
+    (token_prior: the model's average per-frame posterior of each of its tokens); None when
+    the scale is 0."""
+    if not prior_scale:
+        return None
+    if token_prior is None:
+        raise ValueError(f"prior_scale {prior_scale:g} needs a token_prior (python -m srcore.lm "
+                         "tune --prior-from MANIFEST estimates one)")
+    prior = torch.as_tensor(token_prior, dtype=torch.float32)
+    if prior.shape != (len(_BEAM_TOKENS),) or not bool((prior > 0).all()):
+        raise ValueError(f"token_prior: expected {len(_BEAM_TOKENS)} positive probabilities, one "
+                         f"per token, got {list(prior.shape)} values")
+    return prior_scale * prior.log()
+
+
 def lm_files(lm_dir) -> tuple[str, str]:
     """(lexicon, arpa) of an LM folder; FileNotFoundError if either is missing."""
     lm_dir = Path(lm_dir)
@@ -163,7 +188,8 @@ class BeamDecoder:
 
     def __init__(self, beam_size: int = 16, lexicon: str | None = None, lm: str | None = None,
                  lm_weight: float = 0.5, word_score: float = 0.0, beam_threshold: float = 25.0,
-                 sil_score: float = 0.0, beam_size_token: int | None = None):
+                 sil_score: float = 0.0, beam_size_token: int | None = None,
+                 prior_scale: float = 0.0, token_prior=None):
         from flashlight.lib.text.decoder import (
             CriterionType,
             LexiconDecoder,
@@ -173,10 +199,11 @@ class BeamDecoder:
         )
         if lm and Path(lm).is_dir():  # an LM folder: its lexicon and ARPA
             lexicon, lm = lm_files(lm)
+        self.correction = prior_correction(token_prior, prior_scale)
         self.resources = r = load_lm_resources(lexicon, lm)
         self.options = {"beam_size": beam_size, "beam_threshold": beam_threshold,
                         "lm_weight": lm_weight if lm else 0.0, "word_score": word_score,
-                        "lexicon": bool(lexicon), "lm": bool(lm)}
+                        "prior_scale": prior_scale, "lexicon": bool(lexicon), "lm": bool(lm)}
         token_beam = beam_size_token or r.tokens.index_size()
         if r.trie is not None:
             options = LexiconDecoderOptions(
@@ -192,10 +219,11 @@ class BeamDecoder:
 
     def describe(self) -> str:
         o = self.options
+        prior = f", prior scale {o['prior_scale']:g}" if o["prior_scale"] else ""
         if o["lm"]:
             return (f"beam search {o['beam_size']}, lexicon + LM (lm_weight {o['lm_weight']:g}, "
-                    f"word_score {o['word_score']:g})")
-        return f"beam search {o['beam_size']}" + (", lexicon" if o["lexicon"] else "")
+                    f"word_score {o['word_score']:g}{prior})")
+        return f"beam search {o['beam_size']}" + (", lexicon" if o["lexicon"] else "") + prior
 
     def __call__(self, log_probs: torch.Tensor, length: int | None = None) -> str:
         return self.decode_path(log_probs, length)[0]
@@ -203,6 +231,8 @@ class BeamDecoder:
     def decode_path(self, log_probs: torch.Tensor, length: int | None = None) -> tuple[str, list[int]]:
         """(text, the best hypothesis's token at each frame)."""
         emissions = log_probs[:length].detach().float().cpu()
+        if self.correction is not None:
+            emissions = emissions - self.correction
         frames = emissions.shape[0]
         if frames == 0:
             return "", []
@@ -226,7 +256,8 @@ class BeamDecoder:
 
 def make_decoder(beam: int = 0, lexicon: str | None = None, lm: str | None = None, **options):
     """Greedy when beam <= 1 and no LM, else a BeamDecoder (`lm` may be an LM folder); `options`:
-    lm_weight, word_score, beam_threshold, sil_score. Both map (frames, classes) -> text."""
+    lm_weight, word_score, beam_threshold, sil_score, prior_scale with token_prior. Both map
+    (frames, classes) -> text."""
     if beam <= 1 and not lm and not lexicon:
         return greedy_decode
     defaults = DEFAULT_LM_OPTIONS if lm else {}
@@ -253,7 +284,11 @@ def decoding_settings(model_dir) -> dict:
     if not ((lm_dir / LEXICON_FILE).is_file() and (lm_dir / ARPA_FILE).is_file()):
         return {"decoder": "greedy"}
     merged = {**DEFAULT_LM_OPTIONS, **{k: settings[k] for k in DEFAULT_LM_OPTIONS if k in settings}}
-    return {"decoder": "lexicon+lm", "lm": str(lm_dir), **merged}
+    try:
+        prior_correction(settings.get("token_prior"), float(merged["prior_scale"]))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return {"decoder": "lexicon+lm", "lm": str(lm_dir), **merged, "token_prior": settings.get("token_prior")}
 
 
 def load_decoding(model_dir, greedy: bool = False):
@@ -264,7 +299,8 @@ def load_decoding(model_dir, greedy: bool = False):
         return greedy_decode
     return BeamDecoder(beam_size=int(settings["beam_size"]), lm=settings["lm"],
                        lm_weight=float(settings["lm_weight"]), word_score=float(settings["word_score"]),
-                       beam_threshold=float(settings["beam_threshold"]))
+                       beam_threshold=float(settings["beam_threshold"]),
+                       prior_scale=float(settings["prior_scale"]), token_prior=settings["token_prior"])
 
 
 def describe_decoder(decoder) -> str:

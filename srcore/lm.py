@@ -27,9 +27,11 @@ Text sources (`--source`, comma-separated; default `auto`: all four, fortunes on
 srcore/assets/words.tsv (wordfreq, CC BY-SA 4.0) always joins the vocabulary. `--text FILE` adds
 prose (paragraphs at blank lines, sentences at . ! ?), `--sentences FILE` one sentence a line.
 
-`tune` runs the model over a manifest once, then grid-searches lm_weight x word_score (x beam)
-for WER, prints the table (with a per-folder breakdown when the manifest keys have folders) and
-writes the best settings to --write (see srcore.decoding for the model-directory layout).
+`tune` runs the model over a manifest once, then grid-searches lm_weight x word_score (x beam,
+x prior_scale with `--prior-from`: clips of the model's training domain whose average per-frame
+posteriors become its token prior, see srcore.decoding) for WER, prints the table (with a
+per-folder breakdown when the manifest keys have folders) and writes the best settings to
+--write (see srcore.decoding for the model-directory layout).
 """
 from __future__ import annotations
 
@@ -59,6 +61,8 @@ DEFAULT_PRUNE = (0, 0, 1)  # per order: keep an n-gram only if its count is abov
 DEFAULT_SYNTH_SENTENCES = 30000
 SYNTH_SEED = 1234
 ARPA_FILE, LEXICON_FILE, INFO_FILE = "lm.arpa", "lexicon.txt", "lm.json"
+PRIOR_CLIPS = 500  # at most this many clips (evenly spread over the manifest) estimate the prior
+PRIOR_SCALES = (0.0, 0.2, 0.4, 0.6)  # tune's grid when it has a prior
 
 
 def _log(message: str) -> None:
@@ -533,16 +537,19 @@ def build(out, sources=("auto",), texts=(), excludes=(), order=DEFAULT_ORDER, vo
 # tune
 
 
-def compute_emissions(model_dir, manifest, log=_log) -> tuple[list, list, list, float]:
-    """(log_probs, references, keys, audio seconds) of every readable clip of a manifest."""
+def compute_emissions(model_dir, manifest, log=_log, max_clips: int = 0) -> tuple[list, list, list, float]:
+    """(log_probs, references, keys, audio seconds) of every readable clip of a manifest (of at
+    most max_clips, evenly spread, when it is set)."""
     import torch
 
     from .audio import AudioError, read_audio
     from .manifest import SkipReport, read_manifest
     from .transcribe import MAX_AUDIO_S, Recognizer
-    recognizer = Recognizer.load(model_dir)
+    recognizer = Recognizer.load(model_dir, greedy=True)  # the model only, not its decoding
     report = SkipReport()
     utterances = read_manifest(manifest, report=report)
+    if max_clips and len(utterances) > max_clips:
+        utterances = utterances[:: -(-len(utterances) // max_clips)]
     root = Path(manifest).resolve().parent
     emissions, refs, keys, audio_s = [], [], [], 0.0
     started = time.perf_counter()
@@ -559,9 +566,26 @@ def compute_emissions(model_dir, manifest, log=_log) -> tuple[list, list, list, 
         except ValueError:
             keys.append(str(utt.path))
         audio_s += wave.numel() / recognizer.sample_rate
-    log(f"tune: {len(emissions)} clips, {audio_s:.0f} s of audio, model ran in "
+    log(f"tune: {Path(manifest).name}: {len(emissions)} clips, {audio_s:.0f} s of audio, model ran in "
         f"{time.perf_counter() - started:.0f} s ({report.total} skipped)")
     return emissions, refs, keys, audio_s
+
+
+def token_prior(emissions) -> list[float]:
+    """The model's average per-frame posterior of each token over these log-probabilities."""
+    import torch
+    total = torch.stack([lp.exp().sum(0) for lp in emissions]).sum(0)
+    return [round(p, 7) for p in (total / total.sum()).clamp_min(1e-7).tolist()]
+
+
+def estimate_prior(model_dir, manifest, log=_log) -> list[float]:
+    """The token prior of a model on (at most PRIOR_CLIPS of) a manifest's clips."""
+    emissions = compute_emissions(model_dir, manifest, log, PRIOR_CLIPS)[0]
+    if not emissions:
+        raise ValueError(f"{manifest}: no clip could be read")
+    prior = token_prior(emissions)
+    log(f"tune: token prior from {manifest}: blank {prior[-1]:.3f}, space {prior[1]:.3f}")
+    return prior
 
 
 def _score(decoder, emissions, refs):
@@ -589,27 +613,37 @@ def _groups(keys) -> dict:
 
 
 def tune(model_dir, lm_dir, manifest, lm_weights, word_scores, beams, beam_threshold,
-         write=None, log=_log) -> dict:
+         write=None, log=_log, prior_from=None, prior_scales=None) -> dict:
+    """Grid-search the LM decoding settings for WER on `manifest`; with `prior_from` (a manifest
+    of the model's own domain) also the prior correction's scale (default PRIOR_SCALES)."""
     from .decoding import BeamDecoder, greedy_decode
+    prior_scales = list(prior_scales or (PRIOR_SCALES if prior_from else [0.0]))
+    if any(prior_scales) and not prior_from:
+        raise ValueError("prior scales other than 0 need --prior-from MANIFEST (clips to estimate "
+                         "the model's token prior on)")
+    prior = estimate_prior(model_dir, prior_from, log) if prior_from else None
     emissions, refs, keys, audio_s = compute_emissions(model_dir, manifest, log)
     if not emissions:
         raise ValueError(f"{manifest}: no clip could be read")
     _, greedy_per, _ = _score(greedy_decode, emissions, refs)
     greedy = _wer(greedy_per)
     log(f"tune: greedy WER {greedy:.4f}")
-    log(f"{'beam':>5} {'lm_weight':>9} {'word_score':>10} {'WER':>7} {'RTF':>7}")
+    log(f"{'beam':>5} {'prior':>6} {'lm_weight':>9} {'word_score':>10} {'WER':>7} {'RTF':>7}")
     results = []
     for beam in beams:
-        for lm_weight in lm_weights:
-            for word_score in word_scores:
-                decoder = BeamDecoder(beam_size=beam, lm=str(lm_dir), lm_weight=lm_weight,
-                                      word_score=word_score, beam_threshold=beam_threshold)
-                _, per, elapsed = _score(decoder, emissions, refs)
-                row = {"beam_size": beam, "lm_weight": lm_weight, "word_score": word_score,
-                       "wer": _wer(per), "rtf": elapsed / audio_s, "_per": per}
-                results.append(row)
-                log(f"{beam:>5} {lm_weight:>9.2f} {word_score:>10.2f} {row['wer']:>7.4f} "
-                    f"{row['rtf']:>7.4f}")
+        for prior_scale in prior_scales:
+            for lm_weight in lm_weights:
+                for word_score in word_scores:
+                    decoder = BeamDecoder(beam_size=beam, lm=str(lm_dir), lm_weight=lm_weight,
+                                          word_score=word_score, beam_threshold=beam_threshold,
+                                          prior_scale=prior_scale, token_prior=prior)
+                    _, per, elapsed = _score(decoder, emissions, refs)
+                    row = {"beam_size": beam, "prior_scale": prior_scale, "lm_weight": lm_weight,
+                           "word_score": word_score, "wer": _wer(per), "rtf": elapsed / audio_s,
+                           "_per": per}
+                    results.append(row)
+                    log(f"{beam:>5} {prior_scale:>6.2f} {lm_weight:>9.2f} {word_score:>10.2f} "
+                        f"{row['wer']:>7.4f} {row['rtf']:>7.4f}")
     best = min(results, key=lambda r: (round(r["wer"], 6), r["beam_size"], r["rtf"]))
     groups = {}
     for name, idx in _groups(keys).items():
@@ -619,14 +653,18 @@ def tune(model_dir, lm_dir, manifest, lm_weights, word_scores, beams, beam_thres
             f"LM WER {groups[name]['wer']:.4f}")
     settings = {"decoder": "lexicon+lm", "lm": "lm", "beam_size": best["beam_size"],
                 "beam_threshold": beam_threshold, "lm_weight": best["lm_weight"],
-                "word_score": best["word_score"],
-                "tuned": {"manifest": str(manifest), "clips": len(emissions), "audio_s": round(audio_s, 1),
-                          "greedy_wer": round(greedy, 4), "wer": round(best["wer"], 4),
-                          "decode_rtf": round(best["rtf"], 5), "groups": groups,
-                          "grid": {"lm_weight": list(lm_weights), "word_score": list(word_scores),
-                                   "beam_size": list(beams)}}}
-    log(f"tune: best beam {best['beam_size']} lm_weight {best['lm_weight']} word_score "
-        f"{best['word_score']}: WER {best['wer']:.4f} (greedy {greedy:.4f})")
+                "word_score": best["word_score"], "prior_scale": best["prior_scale"]}
+    if prior is not None:
+        settings["token_prior"] = prior
+    settings["tuned"] = {"manifest": str(manifest), "clips": len(emissions), "audio_s": round(audio_s, 1),
+                         "greedy_wer": round(greedy, 4), "wer": round(best["wer"], 4),
+                         "decode_rtf": round(best["rtf"], 5), "groups": groups,
+                         "prior_from": str(prior_from) if prior_from else None,
+                         "grid": {"lm_weight": list(lm_weights), "word_score": list(word_scores),
+                                  "beam_size": list(beams), "prior_scale": prior_scales}}
+    log(f"tune: best beam {best['beam_size']} prior_scale {best['prior_scale']} lm_weight "
+        f"{best['lm_weight']} word_score {best['word_score']}: WER {best['wer']:.4f} "
+        f"(greedy {greedy:.4f})")
     if write:
         Path(write).parent.mkdir(parents=True, exist_ok=True)
         Path(write).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
@@ -681,8 +719,15 @@ def main(argv=None) -> None:
     t.add_argument("--word-scores", type=_floats, default=[-2.0, -1.0, 0.0, 1.0, 2.0],
                    help="comma-separated; write --word-scores=-1,0 for negative values")
     t.add_argument("--beams", type=lambda s: [int(x) for x in s.split(",")], default=[64])
+    t.add_argument("--prior-from", metavar="MANIFEST",
+                   help="clips of the model's training domain (e.g. its held-out synthetic set) "
+                   "whose average per-frame posteriors are the token prior; the grid then also "
+                   "searches --prior-scales (see srcore.decoding)")
+    t.add_argument("--prior-scales", type=_floats, default=None,
+                   help=f"with --prior-from (default {','.join(map(str, PRIOR_SCALES))})")
     t.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
-                   help="another way to give the grid: lm_weight=..., word_score=..., beam=...")
+                   help="another way to give the grid: lm_weight=..., word_score=..., beam=..., "
+                   "prior_scale=...")
     t.add_argument("--beam-threshold", type=float, default=25.0)
     t.add_argument("--threads", type=int, default=1, help="torch threads for the model")
     args = parser.parse_args(argv)
@@ -705,13 +750,15 @@ def main(argv=None) -> None:
             for item in args.grid:
                 name, _, values = item.partition("=")
                 target = {"lm_weight": "lm_weights", "word_score": "word_scores", "beam": "beams",
-                          "beam_size": "beams"}.get(name.strip())
+                          "beam_size": "beams", "prior_scale": "prior_scales"}.get(name.strip())
                 if target is None or not values:
-                    raise ValueError(f"--grid {item!r}: expected lm_weight=, word_score= or beam=")
+                    raise ValueError(f"--grid {item!r}: expected lm_weight=, word_score=, beam= "
+                                     "or prior_scale=")
                 setattr(args, target, [int(float(v)) for v in values.split(",")] if target == "beams"
                         else _floats(values))
             tune(args.model, args.lm, args.manifest, args.lm_weights, args.word_scores, args.beams,
-                 args.beam_threshold, args.write)
+                 args.beam_threshold, args.write, prior_from=args.prior_from,
+                 prior_scales=args.prior_scales)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         sys.exit(f"error: {exc}")
 

@@ -206,8 +206,9 @@ class Recipe:
                 shutil.copytree(self.out / "lm", model / "lm")
         if (model / "lm").is_dir() or self.dry_run:
             tune = self.dev[0] if self.dev else self.corpus / "valid.jsonl"
+            prior = ("--prior-from", self.corpus / "synth" / "valid.jsonl")  # the model's own domain
             self.run("srcore.lm", "tune", "--model", model, "--lm", model / "lm", "--manifest", tune,
-                     "--write", model / "decoding.json")
+                     *prior, "--write", model / "decoding.json")
         return {"model": str(model)}
 
     def evaluate(self) -> dict:
@@ -272,7 +273,8 @@ class Recipe:
                    f"{b.kokoro_hours:g}{training}"
                    + (f" --seed {self.seed}" if self.seed else "")
                    + (f" --init-from {init}" if self.init_from else ""))
-        tuned = f" (LM weights tuned on `{self.dev[0].parent.name}`)" if self.dev else ""
+        tuned = (f" (LM weights and prior scale tuned on `{self.dev[0].parent.name}`, the token "
+                 "prior from the held-out synthetic clips)" if self.dev else "")
         return ("\n## Recipe\n\n```bash\n" + command + "\n```\n\n"
                 f"Trained {start}. Stage wall times on this machine ({os.cpu_count()} CPU cores"
                 f"{', CUDA' if torch_cuda() else ''}): {timing}. Held-out sets, greedy beside the "

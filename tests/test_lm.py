@@ -124,15 +124,18 @@ def test_speakable_sentences_are_plain_prose_of_the_right_length():
                                         "Stubb asked, \u201cwhere are you going?\u201d coming near."]
 
 
-def peaky(text: str, ambiguous: dict | None = None) -> torch.Tensor:
+def peaky(text: str, ambiguous: dict | None = None, faint=()) -> torch.Tensor:
     """Log-probs spelling `text`: two frames per character and a blank after each; for a
-    position in `ambiguous`, the character there competes with another (slightly more likely)."""
+    position in `ambiguous`, the character there competes with another (slightly more likely);
+    at a position in `faint` blank is slightly more likely than the character."""
     rows = []
     for i, char in enumerate(text):
         for _ in range(2):
             row = torch.full((29,), -10.0)
             if i in (ambiguous or {}):
                 row[CHAR_TO_ID[char]], row[CHAR_TO_ID[ambiguous[i]]] = -0.9, -0.5
+            elif i in faint:
+                row[CHAR_TO_ID[char]], row[BLANK] = -0.9, -0.5
             else:
                 row[CHAR_TO_ID[char]] = -0.01
             rows.append(row)
@@ -155,6 +158,32 @@ def test_lm_decoder_fixes_a_near_miss(lm_dir):
     assert lexicon_free(emissions) == "the cat sad on the mat"
 
 
+BLANK_HEAVY_PRIOR = [0.5 / 28] * 28 + [0.5]  # blank half of all frames, the rest spread evenly
+
+
+def test_the_prior_correction_keeps_a_word_the_blank_would_swallow(lm_dir):
+    emissions = peaky("the cat sat on the mat", faint={12, 13})  # "on" just under blank
+    assert greedy_decode(emissions) == "the cat sat the mat"
+    plain = BeamDecoder(beam_size=16, lm=str(lm_dir), lm_weight=0.0)
+    assert plain(emissions) == "the cat sat the mat"
+    corrected = BeamDecoder(beam_size=16, lm=str(lm_dir), lm_weight=0.0, prior_scale=0.4,
+                            token_prior=BLANK_HEAVY_PRIOR)
+    assert corrected(emissions) == "the cat sat on the mat"
+    assert "prior scale 0.4" in corrected.describe()
+    clear = peaky("the dog sat on the log")  # a confident spelling stays as it is
+    assert corrected(clear) == plain(clear) == "the dog sat on the log"
+
+
+def test_a_prior_scale_needs_a_valid_prior(lm_dir):
+    with pytest.raises(ValueError, match="needs a token_prior"):
+        BeamDecoder(beam_size=8, lm=str(lm_dir), prior_scale=0.4)
+    with pytest.raises(ValueError, match="29 positive probabilities"):
+        BeamDecoder(beam_size=8, lm=str(lm_dir), prior_scale=0.4, token_prior=[0.5, 0.5])
+    with pytest.raises(ValueError, match="29 positive probabilities"):
+        BeamDecoder(beam_size=8, lm=str(lm_dir), prior_scale=0.4, token_prior=[0.0] * 28 + [1.0])
+    assert BeamDecoder(beam_size=8, lm=str(lm_dir), token_prior=[0.5, 0.5]).correction is None
+
+
 def test_load_decoding(lm_dir, tmp_path):
     import shutil
     model_dir = tmp_path / "model"
@@ -170,6 +199,42 @@ def test_load_decoding(lm_dir, tmp_path):
     assert load_decoding(model_dir, greedy=True) is greedy_decode
     (model_dir / "decoding.json").write_text(json.dumps({"decoder": "greedy"}))
     assert load_decoding(model_dir) is greedy_decode
+
+
+def test_load_decoding_applies_the_stored_prior(lm_dir, tmp_path):
+    import shutil
+    model_dir = tmp_path / "model"
+    shutil.copytree(lm_dir, model_dir / "lm")
+    settings = {"lm": "lm", "beam_size": 16, "lm_weight": 0.0, "prior_scale": 0.4}
+    (model_dir / "decoding.json").write_text(json.dumps({**settings, "token_prior": BLANK_HEAVY_PRIOR}))
+    decoder = load_decoding(model_dir)
+    assert decoder.options["prior_scale"] == 0.4
+    assert decoder(peaky("the cat sat on the mat", faint={12, 13})) == "the cat sat on the mat"
+    (model_dir / "decoding.json").write_text(json.dumps(settings))  # a scale without its prior
+    with pytest.raises(ValueError, match=r"decoding\.json: prior_scale 0\.4 needs a token_prior"):
+        load_decoding(model_dir)
+
+
+def test_tune_estimates_the_prior_and_writes_settings_that_load(trained_model, word_corpus, tmp_path):
+    import shutil
+    lm_text = tmp_path / "words.txt"
+    lm_text.write_text("Yes. No. Stop. Go. Yes go. No stop.\n", encoding="utf-8")
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model, model_dir)
+    lm.build(model_dir / "lm", sources=[], texts=[lm_text], prune=(0, 0, 0), log=lambda m: None)
+    settings = lm.tune(model_dir, model_dir / "lm", word_corpus, [0.5, 1.0], [0.0], [8], 25.0,
+                       write=model_dir / "decoding.json", log=lambda m: None, prior_from=word_corpus)
+    prior = settings["token_prior"]
+    assert len(prior) == 29 and abs(sum(prior) - 1) < 1e-3 and min(prior) > 0
+    assert prior[BLANK] == max(prior)  # a CTC model says blank on most frames
+    assert settings["prior_scale"] in lm.PRIOR_SCALES
+    assert settings["tuned"]["grid"]["prior_scale"] == list(lm.PRIOR_SCALES)
+    assert settings["tuned"]["wer"] <= settings["tuned"]["greedy_wer"]
+    decoder = load_decoding(model_dir)
+    assert decoder.options["prior_scale"] == settings["prior_scale"]
+    with pytest.raises(ValueError, match="need --prior-from"):
+        lm.tune(model_dir, model_dir / "lm", word_corpus, [1.0], [0.0], [8], 25.0,
+                log=lambda m: None, prior_scales=[0.4])
 
 
 def test_synth_source_is_deterministic():
