@@ -32,6 +32,7 @@ class Evaluation:
 
     def summary(self) -> dict:
         summary = {"wer": round(self.counts.wer, 4), "cer": round(self.counts.cer, 4),
+                   **{kind: round(rate, 4) for kind, rate in self.counts.kinds().items()},
                    "n": len(self.rows), "words": self.counts.words, "audio_s": round(self.audio_s, 2),
                    "rtf": round(self.compute_s / max(self.audio_s, 1e-9), 5), "skipped": self.skipped}
         speakers = by_speaker(self.rows)

@@ -1,5 +1,5 @@
 """Word and character error rates (jiwer) and icefall-style error listings."""
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import jiwer
 
@@ -10,10 +10,18 @@ class ErrorCounts:
     words: int = 0
     char_errors: int = 0
     chars: int = 0
+    substitutions: int = 0  # word_errors by kind (error_counts fills them)
+    deletions: int = 0
+    insertions: int = 0
 
     def __add__(self, other: "ErrorCounts") -> "ErrorCounts":
-        return ErrorCounts(self.word_errors + other.word_errors, self.words + other.words,
-                           self.char_errors + other.char_errors, self.chars + other.chars)
+        return ErrorCounts(*(a + b for a, b in zip(astuple(self), astuple(other))))
+
+    def kinds(self) -> dict:
+        """Substitutions, deletions and insertions as fractions of the reference words."""
+        words = max(self.words, 1)
+        return {"sub": self.substitutions / words, "del": self.deletions / words,
+                "ins": self.insertions / words}
 
     @property
     def wer(self) -> float:
@@ -27,12 +35,13 @@ class ErrorCounts:
 def error_counts(ref: str, hyp: str) -> ErrorCounts:
     """Edit-distance counts of one utterance; an empty hypothesis is all deletions."""
     if not ref.split():
-        return ErrorCounts(len(hyp.split()), 0, len(hyp), 0)
+        return ErrorCounts(len(hyp.split()), 0, len(hyp), 0, insertions=len(hyp.split()))
     words = jiwer.process_words(ref, hyp)
     chars = jiwer.process_characters(ref, hyp)
     return ErrorCounts(words.substitutions + words.deletions + words.insertions,
                        len(ref.split()),
-                       chars.substitutions + chars.deletions + chars.insertions, len(ref))
+                       chars.substitutions + chars.deletions + chars.insertions, len(ref),
+                       words.substitutions, words.deletions, words.insertions)
 
 
 def corpus_counts(refs, hyps) -> ErrorCounts:

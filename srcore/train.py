@@ -10,7 +10,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, astuple, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -230,8 +230,7 @@ def validate(tr: Trainer, criterion, amp_dtype) -> dict | None:
         samples.extend({"ref": r, "hyp": h} for r, h in zip(batch.texts, hyps)
                        if len(samples) < tr.config.samples)
     if tr.world_size > 1:
-        totals = torch.tensor([loss_sum, n, counts.word_errors, counts.words, counts.char_errors,
-                               counts.chars], dtype=torch.float64)
+        totals = torch.tensor([loss_sum, n, *astuple(counts)], dtype=torch.float64)
         dist.all_reduce(totals)
         loss_sum, n = float(totals[0]), int(totals[1])
         counts = ErrorCounts(*(int(x) for x in totals[2:]))

@@ -81,6 +81,7 @@ def test_evaluate_cli_scores_the_good_and_counts_the_bad(trained_model, inputs, 
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     summary = json.loads(done.stdout.splitlines()[-1])
     assert summary["n"] == 2 and summary["wer"] == 0.0
+    assert (summary["sub"], summary["del"], summary["ins"]) == (0.0, 0.0, 0.0)
     assert summary["skipped"] + done.stderr.count("skipping") >= len(bad) + 3  # each named, counted
     for name in bad:
         assert name in done.stderr

@@ -85,6 +85,11 @@ def test_greedy_decoding_collapses_repeats_and_keeps_doubled_letters():
 def test_error_counts_and_diff():
     counts = error_counts("the cat sat", "the hat sat down")
     assert (counts.word_errors, counts.words) == (2, 3)
+    assert (counts.substitutions, counts.deletions, counts.insertions) == (1, 0, 1)
+    total = counts + error_counts("a big dog ran", "a dog") + error_counts("", "oh no")
+    assert (total.substitutions, total.deletions, total.insertions) == (1, 2, 3)
+    assert total.word_errors == 6 and total.words == 7
+    assert total.kinds() == {"sub": 1 / 7, "del": 2 / 7, "ins": 3 / 7}
     assert format_diff("the cat sat", "the hat sat") == "the (cat->hat) sat"
 
 
