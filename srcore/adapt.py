@@ -268,7 +268,8 @@ def adapt(model_dir, utterances: list[Utterance], out, cfg: AdaptConfig | None =
 def write_adapted(base: Path, model: nn.Module, config, result: AdaptResult, cfg: AdaptConfig,
                   replay_clips: int) -> None:
     """The adapted model directory: weights and config (with an "adapted" record), and the base's
-    LM and decoding settings (write_card adds the card)."""
+    LM and decoding settings, its token prior included (the base's, from the base's domain;
+    `python -m srcore.lm tune --prior-from` re-estimates it) (write_card adds the card)."""
     meta = read_config(base)
     adapted = {"from": manifest_label(base), "clips": result.clips,
                "audio_s": round(result.audio_s, 1), "steps": result.steps,

@@ -4,7 +4,8 @@ Every decoder maps (log_probs (frames, classes), length) -> text.
 
 - `greedy_decode`: best path, collapse repeats, drop blanks.
 - `decode_with_path(decoder, ...)`: (text, the token chosen at each frame), for word timings.
-- `BeamDecoder(beam_size, lexicon, lm, lm_weight, word_score, beam_threshold)`: with `lm` an LM
+- `BeamDecoder(beam_size, lexicon, lm, lm_weight, word_score, beam_threshold, prior_scale,
+  token_prior)`: with `lm` an LM
   folder (below) it is lexicon-constrained beam search with the n-gram LM; with a lexicon and/or a
   KenLM file (ARPA or binary) it is the same with those files; with neither it is lexicon-free beam
   search over characters. The LM, lexicon and trie are loaded once per process and shared
@@ -30,8 +31,9 @@ Prior correction (beam search only): a CTC model's per-frame posteriors carry it
 token frequencies (blank most of all), and with a strong LM weight that prior makes words go
 missing. Before the search every frame's log-probabilities lose `prior_scale` x log
 `token_prior`, the model's average per-frame posterior of each token on clips of its training
-domain (`lm tune --prior-from`): posteriors become scaled likelihoods, as in hybrid ASR. Greedy
-decoding is left alone (there the correction does not help).
+domain (`lm tune --prior-from`): posteriors become scaled likelihoods, as in hybrid ASR. The 29
+values follow the model's classes (srcore.text.CHARS, then blank). Greedy decoding is left alone
+(there the correction does not help).
 """
 from __future__ import annotations
 
@@ -157,19 +159,26 @@ def load_lm_resources(lexicon: str | None, lm: str | None) -> LMResources:
         return _RESOURCES[key]
 
 
-def prior_correction(token_prior, prior_scale: float) -> torch.Tensor | None:
+def prior_correction(prior_scale: float, token_prior) -> torch.Tensor | None:
     """What each frame's log-probabilities lose before beam search: prior_scale x log token_prior
     (token_prior: the model's average per-frame posterior of each of its tokens); None when
-    the scale is 0."""
+    the scale is 0. ValueError for a prior that cannot be one."""
     if not prior_scale:
         return None
     if token_prior is None:
         raise ValueError(f"prior_scale {prior_scale:g} needs a token_prior (python -m srcore.lm "
                          "tune --prior-from MANIFEST estimates one)")
-    prior = torch.as_tensor(token_prior, dtype=torch.float32)
-    if prior.shape != (len(_BEAM_TOKENS),) or not bool((prior > 0).all()):
-        raise ValueError(f"token_prior: expected {len(_BEAM_TOKENS)} positive probabilities, one "
-                         f"per token, got {list(prior.shape)} values")
+    try:
+        prior = torch.as_tensor(token_prior, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"token_prior: expected a list of {len(_BEAM_TOKENS)} numbers") from None
+    if prior.shape != (len(_BEAM_TOKENS),):
+        raise ValueError(f"token_prior: expected {len(_BEAM_TOKENS)} probabilities, one per token, "
+                         f"got {list(prior.shape)}")
+    if not bool((prior > 0).all()):  # NaN fails this too
+        bad = int((~(prior > 0)).nonzero()[0])
+        raise ValueError(f"token_prior[{bad}] ({_BEAM_TOKENS[bad]!r}) is {float(prior[bad]):g}: "
+                         "every token's probability must be above 0")
     return prior_scale * prior.log()
 
 
@@ -199,7 +208,7 @@ class BeamDecoder:
         )
         if lm and Path(lm).is_dir():  # an LM folder: its lexicon and ARPA
             lexicon, lm = lm_files(lm)
-        self.correction = prior_correction(token_prior, prior_scale)
+        self.correction = prior_correction(prior_scale, token_prior)
         self.resources = r = load_lm_resources(lexicon, lm)
         self.options = {"beam_size": beam_size, "beam_threshold": beam_threshold,
                         "lm_weight": lm_weight if lm else 0.0, "word_score": word_score,
@@ -219,7 +228,7 @@ class BeamDecoder:
 
     def describe(self) -> str:
         o = self.options
-        prior = f", prior scale {o['prior_scale']:g}" if o["prior_scale"] else ""
+        prior = f", prior_scale {o['prior_scale']:g}" if o["prior_scale"] else ""
         if o["lm"]:
             return (f"beam search {o['beam_size']}, lexicon + LM (lm_weight {o['lm_weight']:g}, "
                     f"word_score {o['word_score']:g}{prior})")
@@ -269,7 +278,8 @@ def make_decoder(beam: int = 0, lexicon: str | None = None, lm: str | None = Non
 
 def decoding_settings(model_dir) -> dict:
     """What a model directory asks for: decoding.json merged over the defaults, with "lm" the
-    LM folder's path, or {"decoder": "greedy"} when it has no (complete) LM."""
+    LM folder's path and "token_prior" (or None), or {"decoder": "greedy"} when it has no
+    (complete) LM. ValueError naming the file when its prior correction cannot be applied."""
     model_dir = Path(model_dir)
     settings = {}
     path = model_dir / DECODING_FILE
@@ -285,8 +295,8 @@ def decoding_settings(model_dir) -> dict:
         return {"decoder": "greedy"}
     merged = {**DEFAULT_LM_OPTIONS, **{k: settings[k] for k in DEFAULT_LM_OPTIONS if k in settings}}
     try:
-        prior_correction(settings.get("token_prior"), float(merged["prior_scale"]))
-    except ValueError as exc:
+        prior_correction(float(merged["prior_scale"]), settings.get("token_prior"))  # only checks
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     return {"decoder": "lexicon+lm", "lm": str(lm_dir), **merged, "token_prior": settings.get("token_prior")}
 

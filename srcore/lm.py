@@ -46,12 +46,13 @@ import tarfile
 import time
 from collections import Counter
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 
 import numpy as np
 
 from .metrics import ErrorCounts, error_counts
-from .text import normalize_text
+from .text import BLANK, CHAR_TO_ID, normalize_text
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
@@ -64,6 +65,7 @@ SYNTH_SEED = 1234
 ARPA_FILE, LEXICON_FILE, INFO_FILE = "lm.arpa", "lexicon.txt", "lm.json"
 PRIOR_CLIPS = 500  # at most this many clips (evenly spread over the manifest) estimate the prior
 PRIOR_SCALES = (0.0, 0.2, 0.4, 0.6)  # tune's grid when it has a prior
+PRIOR_FLOOR = 1e-7  # no token's prior is below this (log 1e-7 = -16: the largest boost per unit scale)
 
 
 def _log(message: str) -> None:
@@ -549,8 +551,8 @@ def compute_emissions(model_dir, manifest, log=_log, max_clips: int = 0) -> tupl
     recognizer = Recognizer.load(model_dir, greedy=True)  # the model only, not its decoding
     report = SkipReport()
     utterances = read_manifest(manifest, report=report)
-    if max_clips and len(utterances) > max_clips:
-        utterances = utterances[:: -(-len(utterances) // max_clips)]
+    if max_clips:
+        utterances = evenly_spread(utterances, max_clips)
     root = Path(manifest).resolve().parent
     emissions, refs, keys, audio_s = [], [], [], 0.0
     started = time.perf_counter()
@@ -567,25 +569,36 @@ def compute_emissions(model_dir, manifest, log=_log, max_clips: int = 0) -> tupl
         except ValueError:
             keys.append(str(utt.path))
         audio_s += wave.numel() / recognizer.sample_rate
-    log(f"tune: {Path(manifest).name}: {len(emissions)} clips, {audio_s:.0f} s of audio, model ran in "
+    log(f"tune: {manifest}: {len(emissions)} clips, {audio_s:.0f} s of audio, model ran in "
         f"{time.perf_counter() - started:.0f} s ({report.total} skipped)")
     return emissions, refs, keys, audio_s
 
 
+def evenly_spread(items: list, k: int) -> list:
+    """k items spread evenly over the list (the middle of each of k equal stretches); all of
+    them when there are no more than k."""
+    n = len(items)
+    return list(items) if n <= k else [items[(2 * i + 1) * n // (2 * k)] for i in range(k)]
+
+
 def token_prior(emissions) -> list[float]:
-    """The model's average per-frame posterior of each token over these log-probabilities."""
+    """The model's average per-frame posterior of each token over these log-probabilities
+    (frames, classes), each at least PRIOR_FLOOR."""
     import torch
     total = torch.stack([lp.exp().sum(0) for lp in emissions]).sum(0)
-    return [round(p, 7) for p in (total / total.sum()).clamp_min(1e-7).tolist()]
+    if not float(total.sum()) > 0:
+        raise ValueError("no frames to estimate a token prior on")
+    return [round(max(p, PRIOR_FLOOR), 9) for p in (total / total.sum()).tolist()]
 
 
 def estimate_prior(model_dir, manifest, log=_log) -> list[float]:
     """The token prior of a model on (at most PRIOR_CLIPS of) a manifest's clips."""
     emissions = compute_emissions(model_dir, manifest, log, PRIOR_CLIPS)[0]
-    if not emissions:
-        raise ValueError(f"{manifest}: no clip could be read")
+    if not sum(lp.shape[0] for lp in emissions):
+        raise ValueError(f"{manifest}: no clip could be read (no frames to estimate a prior on)")
     prior = token_prior(emissions)
-    log(f"tune: token prior from {manifest}: blank {prior[-1]:.3f}, space {prior[1]:.3f}")
+    log(f"tune: token prior from {manifest}: blank {prior[BLANK]:.3f}, space "
+        f"{prior[CHAR_TO_ID[' ']]:.3f}")
     return prior
 
 
@@ -635,21 +648,17 @@ def tune(model_dir, lm_dir, manifest, lm_weights, word_scores, beams, beam_thres
     log(f"tune: greedy WER {greedy:.4f} ({_kinds(greedy_per)})")
     log(f"{'beam':>5} {'prior':>6} {'lm_weight':>9} {'word_score':>10} {'WER':>7} {'RTF':>7}  words (%)")
     results = []
-    for beam in beams:
-        for prior_scale in prior_scales:
-            for lm_weight in lm_weights:
-                for word_score in word_scores:
-                    decoder = BeamDecoder(beam_size=beam, lm=str(lm_dir), lm_weight=lm_weight,
-                                          word_score=word_score, beam_threshold=beam_threshold,
-                                          prior_scale=prior_scale, token_prior=prior)
-                    _, per, elapsed = _score(decoder, emissions, refs)
-                    row = {"beam_size": beam, "prior_scale": prior_scale, "lm_weight": lm_weight,
-                           "word_score": word_score, "wer": _wer(per), "rtf": elapsed / audio_s,
-                           "_per": per}
-                    results.append(row)
-                    log(f"{beam:>5} {prior_scale:>6.2f} {lm_weight:>9.2f} {word_score:>10.2f} "
-                        f"{row['wer']:>7.4f} {row['rtf']:>7.4f}  {_kinds(per)}")
-    best = min(results, key=lambda r: (round(r["wer"], 6), r["beam_size"], r["rtf"]))
+    for beam, prior_scale, lm_weight, word_score in product(beams, prior_scales, lm_weights, word_scores):
+        decoder = BeamDecoder(beam_size=beam, lm=str(lm_dir), lm_weight=lm_weight, word_score=word_score,
+                              beam_threshold=beam_threshold, prior_scale=prior_scale, token_prior=prior)
+        _, per, elapsed = _score(decoder, emissions, refs)
+        row = {"beam_size": beam, "prior_scale": prior_scale, "lm_weight": lm_weight,
+               "word_score": word_score, "wer": _wer(per), "rtf": elapsed / audio_s, "_per": per}
+        results.append(row)
+        log(f"{beam:>5} {prior_scale:>6.2f} {lm_weight:>9.2f} {word_score:>10.2f} "
+            f"{row['wer']:>7.4f} {row['rtf']:>7.4f}  {_kinds(per)}")
+    # a tie goes to the narrower beam, then to the smaller correction, then to the faster row
+    best = min(results, key=lambda r: (round(r["wer"], 6), r["beam_size"], r["prior_scale"], r["rtf"]))
     groups = {}
     for name, idx in _groups(keys).items():
         groups[name] = {"n": len(idx), "greedy_wer": round(_wer([greedy_per[i] for i in idx]), 4),
@@ -721,7 +730,7 @@ def main(argv=None) -> None:
     t.add_argument("--manifest", required=True)
     t.add_argument("--write", help="write the best settings here (a decoding.json)")
     t.add_argument("--lm-weights", type=_floats, default=[1.0, 1.5, 2.0, 2.5, 3.0, 4.0])
-    t.add_argument("--word-scores", type=_floats, default=[-2.0, -1.0, 0.0, 1.0, 2.0],
+    t.add_argument("--word-scores", type=_floats, default=[-3.0, -2.0, -1.0, 0.0, 1.0],
                    help="comma-separated; write --word-scores=-1,0 for negative values")
     t.add_argument("--beams", type=lambda s: [int(x) for x in s.split(",")], default=[64])
     t.add_argument("--prior-from", metavar="MANIFEST",

@@ -169,7 +169,7 @@ def test_the_prior_correction_keeps_a_word_the_blank_would_swallow(lm_dir):
     corrected = BeamDecoder(beam_size=16, lm=str(lm_dir), lm_weight=0.0, prior_scale=0.4,
                             token_prior=BLANK_HEAVY_PRIOR)
     assert corrected(emissions) == "the cat sat on the mat"
-    assert "prior scale 0.4" in corrected.describe()
+    assert "prior_scale 0.4" in corrected.describe()
     clear = peaky("the dog sat on the log")  # a confident spelling stays as it is
     assert corrected(clear) == plain(clear) == "the dog sat on the log"
 
@@ -177,10 +177,12 @@ def test_the_prior_correction_keeps_a_word_the_blank_would_swallow(lm_dir):
 def test_a_prior_scale_needs_a_valid_prior(lm_dir):
     with pytest.raises(ValueError, match="needs a token_prior"):
         BeamDecoder(beam_size=8, lm=str(lm_dir), prior_scale=0.4)
-    with pytest.raises(ValueError, match="29 positive probabilities"):
+    with pytest.raises(ValueError, match="expected 29 probabilities"):
         BeamDecoder(beam_size=8, lm=str(lm_dir), prior_scale=0.4, token_prior=[0.5, 0.5])
-    with pytest.raises(ValueError, match="29 positive probabilities"):
+    with pytest.raises(ValueError, match=r"token_prior\[0\] \(\"'\"\) is 0"):
         BeamDecoder(beam_size=8, lm=str(lm_dir), prior_scale=0.4, token_prior=[0.0] * 28 + [1.0])
+    with pytest.raises(ValueError, match="a list of 29 numbers"):
+        BeamDecoder(beam_size=8, lm=str(lm_dir), prior_scale=0.4, token_prior=["x"] * 29)
     assert BeamDecoder(beam_size=8, lm=str(lm_dir), token_prior=[0.5, 0.5]).correction is None
 
 
@@ -222,8 +224,10 @@ def test_tune_estimates_the_prior_and_writes_settings_that_load(trained_model, w
     model_dir = tmp_path / "model"
     shutil.copytree(trained_model, model_dir)
     lm.build(model_dir / "lm", sources=[], texts=[lm_text], prune=(0, 0, 0), log=lambda m: None)
-    settings = lm.tune(model_dir, model_dir / "lm", word_corpus, [0.5, 1.0], [0.0], [8], 25.0,
-                       write=model_dir / "decoding.json", log=lambda m: None, prior_from=word_corpus)
+    lm.main(["tune", "--model", str(model_dir), "--lm", str(model_dir / "lm"), "--manifest",
+             str(word_corpus), "--prior-from", str(word_corpus), "--lm-weights", "0.5,1",
+             "--word-scores=0", "--beams", "8", "--write", str(model_dir / "decoding.json")])
+    settings = json.loads((model_dir / "decoding.json").read_text())
     prior = settings["token_prior"]
     assert len(prior) == 29 and abs(sum(prior) - 1) < 1e-3 and min(prior) > 0
     assert prior[BLANK] == max(prior)  # a CTC model says blank on most frames
@@ -232,11 +236,28 @@ def test_tune_estimates_the_prior_and_writes_settings_that_load(trained_model, w
     assert settings["tuned"]["wer"] <= settings["tuned"]["greedy_wer"]
     decoder = load_decoding(model_dir)
     assert decoder.options["prior_scale"] == settings["prior_scale"]
+    assert (decoder.correction is None) == (settings["prior_scale"] == 0)
     with pytest.raises(ValueError, match="need --prior-from"):
         lm.tune(model_dir, model_dir / "lm", word_corpus, [1.0], [0.0], [8], 25.0,
                 log=lambda m: None, prior_scales=[0.4])
 
 
-def test_synth_source_is_deterministic():
-    a = lm.source_sentences("synth", synth_sentences=50)
-    assert a == lm.source_sentences("synth", synth_sentences=50) and len(a) == 50
+def test_the_token_prior_is_the_average_posterior_over_all_frames():
+    one = torch.tensor([[0.5, 0.5] + [0.0] * 27] * 2).clamp_min(1e-12).log()  # 2 frames
+    two = torch.zeros(1, 29)
+    two[0, BLANK] = 1.0
+    prior = lm.token_prior([one, two.clamp_min(1e-12).log()])
+    assert prior[0] == pytest.approx(1 / 3) and prior[1] == pytest.approx(1 / 3)
+    assert prior[BLANK] == pytest.approx(1 / 3)
+    assert min(prior) == lm.PRIOR_FLOOR  # no token is impossible
+    with pytest.raises(ValueError, match="no frames"):
+        lm.token_prior([torch.zeros(0, 29)])
+
+
+def test_evenly_spread_takes_k_items_over_the_whole_list():
+    assert lm.evenly_spread(list(range(10)), 5) == [1, 3, 5, 7, 9]
+    assert lm.evenly_spread(list(range(501)), 500) == sorted(set(lm.evenly_spread(list(range(501)), 500)))
+    assert len(lm.evenly_spread(list(range(501)), 500)) == 500
+    assert lm.evenly_spread(list(range(3)), 5) == [0, 1, 2]
+    spread = lm.evenly_spread(list(range(1000)), 4)
+    assert spread == [125, 375, 625, 875]

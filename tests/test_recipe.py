@@ -28,6 +28,8 @@ def test_dry_run_lists_the_stage_commands_in_order(tmp_path):
     train = next(c for c in ran if " srcore.train " in c)
     assert "--init-from checkpoints/default" in train and "--cpu-amp" in train and "--resume" in train
     assert "--lr-schedule cosine" in train
+    tune = next(c for c in ran if " srcore.lm tune " in c)  # the prior from held-out synthetic clips
+    assert tune.split("--prior-from ")[1].split()[0].endswith("corpus/synth/valid.jsonl")
     assert modules[-1] == "srcore.modelcard"
 
 
