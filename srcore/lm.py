@@ -540,15 +540,14 @@ def build(out, sources=("auto",), texts=(), excludes=(), order=DEFAULT_ORDER, vo
 # tune
 
 
-def compute_emissions(model_dir, manifest, log=_log, max_clips: int = 0) -> tuple[list, list, list, float]:
+def compute_emissions(recognizer, manifest, log=_log, max_clips: int = 0) -> tuple[list, list, list, float]:
     """(log_probs, references, keys, audio seconds) of every readable clip of a manifest (of at
     most max_clips, evenly spread, when it is set)."""
     import torch
 
     from .audio import AudioError, read_audio
     from .manifest import SkipReport, read_manifest
-    from .transcribe import MAX_AUDIO_S, Recognizer
-    recognizer = Recognizer.load(model_dir, greedy=True)  # the model only, not its decoding
+    from .transcribe import MAX_AUDIO_S
     report = SkipReport()
     utterances = read_manifest(manifest, report=report)
     if max_clips:
@@ -585,18 +584,19 @@ def token_prior(emissions) -> list[float]:
     """The model's average per-frame posterior of each token over these log-probabilities
     (frames, classes), each at least PRIOR_FLOOR."""
     import torch
-    total = torch.stack([lp.exp().sum(0) for lp in emissions]).sum(0)
-    if not float(total.sum()) > 0:
+    per_clip = [lp.exp().sum(0) for lp in emissions]
+    total = torch.stack(per_clip).sum(0) if per_clip else torch.zeros(0)
+    if not float(total.sum()) > 0:  # no clips, or clips of no frames
         raise ValueError("no frames to estimate a token prior on")
     return [round(max(p, PRIOR_FLOOR), 9) for p in (total / total.sum()).tolist()]
 
 
-def estimate_prior(model_dir, manifest, log=_log) -> list[float]:
+def estimate_prior(recognizer, manifest, log=_log) -> list[float]:
     """The token prior of a model on (at most PRIOR_CLIPS of) a manifest's clips."""
-    emissions = compute_emissions(model_dir, manifest, log, PRIOR_CLIPS)[0]
-    if not sum(lp.shape[0] for lp in emissions):
-        raise ValueError(f"{manifest}: no clip could be read (no frames to estimate a prior on)")
-    prior = token_prior(emissions)
+    try:
+        prior = token_prior(compute_emissions(recognizer, manifest, log, PRIOR_CLIPS)[0])
+    except ValueError as exc:
+        raise ValueError(f"{manifest}: {exc}") from None
     log(f"tune: token prior from {manifest}: blank {prior[BLANK]:.3f}, space "
         f"{prior[CHAR_TO_ID[' ']]:.3f}")
     return prior
@@ -635,12 +635,14 @@ def tune(model_dir, lm_dir, manifest, lm_weights, word_scores, beams, beam_thres
     """Grid-search the LM decoding settings for WER on `manifest`; with `prior_from` (a manifest
     of the model's own domain) also the prior correction's scale (default PRIOR_SCALES)."""
     from .decoding import BeamDecoder, greedy_decode
+    from .transcribe import Recognizer
     prior_scales = list(prior_scales or (PRIOR_SCALES if prior_from else [0.0]))
     if any(prior_scales) and not prior_from:
         raise ValueError("prior scales other than 0 need --prior-from MANIFEST (clips to estimate "
                          "the model's token prior on)")
-    prior = estimate_prior(model_dir, prior_from, log) if prior_from else None
-    emissions, refs, keys, audio_s = compute_emissions(model_dir, manifest, log)
+    recognizer = Recognizer.load(model_dir, greedy=True)  # the model only, not its decoding
+    prior = estimate_prior(recognizer, prior_from, log) if prior_from else None
+    emissions, refs, keys, audio_s = compute_emissions(recognizer, manifest, log)
     if not emissions:
         raise ValueError(f"{manifest}: no clip could be read")
     _, greedy_per, _ = _score(greedy_decode, emissions, refs)

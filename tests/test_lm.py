@@ -252,6 +252,8 @@ def test_the_token_prior_is_the_average_posterior_over_all_frames():
     assert min(prior) == lm.PRIOR_FLOOR  # no token is impossible
     with pytest.raises(ValueError, match="no frames"):
         lm.token_prior([torch.zeros(0, 29)])
+    with pytest.raises(ValueError, match="no frames"):
+        lm.token_prior([])
 
 
 def test_evenly_spread_takes_k_items_over_the_whole_list():
