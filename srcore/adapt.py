@@ -14,9 +14,11 @@ speaker it made the held-out WER worse, alone and before the fine-tuning (README
 What keeps a few minutes on twenty clips from undoing the model (see AdaptConfig; measured in the
 README):
 - a learning rate a tenth of training's, a cosine decay over few steps, and a time cap;
-- the takes augmented as training clips are (speed, level, noise, codecs, vocal tract warp,
-  SpecAugment; not simulated rooms and microphones: the takes carry the speaker's own), so the
-  model learns the voice rather than the recordings;
+- the takes cut to their speech (srcore.vad: a microphone take's silence before and after the
+  words is left out, as the recognizer leaves it out) and augmented as training clips are
+  (speed, level, noise, codecs, vocal tract warp, SpecAugment; not simulated rooms and
+  microphones: the takes carry the speaker's own), so the model learns the voice rather than
+  the recordings;
 - afterwards the weights moved halfway back to the starting ones (--keep 0.5; weight-space
   ensembling, WiSE-FT): on a real speaker both her held-out WER and the others' improved;
 - optionally general speech replayed in every step (--replay), a pull back towards the starting
@@ -154,7 +156,7 @@ def warp_losses(model: nn.Module, config, takes: list, warps=VTLN_WARPS) -> dict
     criterion = nn.CTCLoss(blank=BLANK, zero_infinity=True)
     losses = {}
     for warp in warps:
-        clips = SpeechDataset(takes, warped(config, warp).features, None)
+        clips = SpeechDataset(takes, warped(config, warp).features, None, trim_silence=True)
         batch = collate([clips[(i, 0)] for i in range(len(clips))])
         if batch is None:
             raise ValueError("none of the takes could be read")
@@ -183,7 +185,7 @@ def fine_tune(model: nn.Module, config, takes: list, cfg: AdaptConfig, replay: l
     """Fine-tune `model` in place on `takes`; returns the losses and the wall time.
     `on_step(step, max_steps, loss, elapsed_s, budget_s)` is called after every step."""
     augment = replace(cfg.augmentation, enabled=cfg.augment and cfg.augmentation.enabled)
-    take_set = SpeechDataset(takes, config.features, augment, seed=cfg.seed)
+    take_set = SpeechDataset(takes, config.features, augment, seed=cfg.seed, trim_silence=True)
     take_set.cache(CACHE_MB)
     general = SpeechDataset(list(replay), config.features, augment, seed=cfg.seed + 1) if replay else None
     if general is not None:

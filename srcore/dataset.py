@@ -13,6 +13,7 @@ from .augment import WaveAugmentConfig, augment_wave, draw_warp
 from .features import FeatureConfig, LogMel
 from .manifest import SkipReport, Utterance
 from .text import encode, normalize_text
+from .vad import speech_span
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,14 @@ class SpeechDataset(Dataset):
     `cache(max_mb)` decodes every clip once and keeps it in memory (the waveform at the model's rate
     when items are augmented, else the finished features), so later epochs skip the file read,
     resampling and, without augmentation, the log-mel. Items are identical with and without it.
+    `trim_silence`: each clip loses the silence before and after its speech (srcore.vad), as the
+    recognizer reads it: for microphone takes, not for corpora of tightly cut clips.
     """
 
     def __init__(self, utterances: list[Utterance], features: FeatureConfig,
-                 augment: WaveAugmentConfig | None = None, seed: int = 0):
+                 augment: WaveAugmentConfig | None = None, seed: int = 0, trim_silence: bool = False):
         self.utterances = utterances
+        self.trim_silence = trim_silence
         self.features = features
         self.logmel = LogMel(features)
         self.augment = augment
@@ -102,6 +106,9 @@ class SpeechDataset(Dataset):
         wave = read_audio(path, self.features.sample_rate)
         if is_silent(wave):
             raise AudioError("the audio is silent")
+        if self.trim_silence:
+            start, end = speech_span(wave, self.features.sample_rate)
+            wave = wave[start:end]
         return wave
 
     def _decode(self, path: str, kind: str) -> torch.Tensor:

@@ -125,7 +125,9 @@ def main(argv=None) -> None:
     if errors := frequent_errors(result.rows):
         print("most frequent errors: " + ", ".join(f"{n}x {e}" for e, n in errors), file=sys.stderr)
     summary = {**result.summary(), "model": str(recognizer.model_dir), "manifest": args.manifest,
-               "decoding": recognizer.decoding, "wall_s": round(time.perf_counter() - started, 1)}
+               "decoding": recognizer.decoding,
+               "reads": "the whole input" if recognizer.keep_silence else "speech regions",
+               "wall_s": round(time.perf_counter() - started, 1)}
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary))

@@ -5,7 +5,9 @@
 prints one transcript per file, or (--format json, srt, vtt) word timings and subtitles, to stdout
 or as files in --output-dir. As a library: `Recognizer.load(DIR)` once, then
 `recognizer.transcribe_file(path)` or `recognizer.transcribe(samples, rate)` from any thread.
-Long audio is cut into chunks of at most CHUNK_S seconds at the quietest moment near each cut.
+Only the speech is decoded (srcore.vad: silence and room noise around and between the words are
+left out, each stretch of speech is normalised on its own; `--keep-silence` decodes everything).
+Long speech is cut into chunks of at most CHUNK_S seconds at the quietest moment near each cut.
 """
 import argparse
 import json
@@ -22,13 +24,16 @@ from .checkpoint import load_model, resolve_model_dir
 from .decoding import decode_with_path, describe_decoder, greedy_decode, load_decoding, make_decoder
 from .features import LogMel
 from .model import ModelConfig
+from .text import BLANK, CHAR_TO_ID
 from .timestamps import Word, segments, to_srt, to_vtt, word_timings
+from .vad import speech_regions
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
 CHUNK_S = 20.0  # longest piece the model sees at once
 CUT_SEARCH_S = 4.0  # a cut moves back to the quietest 10 ms within this many seconds
 MAX_AUDIO_S = 30 * 60.0  # longer input is refused, not silently truncated
 MIN_AUDIO_S = 0.1
+UNLIKELY = -30.0  # log-probability of the other tokens on a frame left out of decoding
 FORMATS = {"text": ".txt", "json": ".json", "srt": ".srt", "vtt": ".vtt"}  # --format -> file suffix
 
 
@@ -69,10 +74,13 @@ class Recognizer:
     """A loaded model with its feature extractor and decoder; safe to share between threads."""
 
     def __init__(self, model: torch.nn.Module, config: ModelConfig, model_dir: Path,
-                 beam: int = 0, lexicon: str | None = None, lm: str | None = None, greedy: bool = False):
+                 beam: int = 0, lexicon: str | None = None, lm: str | None = None, greedy: bool = False,
+                 keep_silence: bool = False):
         """Decoding: the model directory's own (its word LM with tuned weights, when it has one)
-        unless `greedy`, or a beam width / lexicon / LM file asks for another."""
+        unless `greedy`, or a beam width / lexicon / LM file asks for another. `keep_silence`: the
+        model reads the whole input, not only its speech regions."""
         self.model, self.config, self.model_dir = model.eval(), config, model_dir
+        self.keep_silence = keep_silence
         self.logmel = LogMel(config.features)
         if beam > 1 or lexicon or lm:
             self.decode = make_decoder(beam, lexicon, lm)
@@ -84,11 +92,11 @@ class Recognizer:
         self.frame_s = config.features.hop_length * config.stride / config.features.sample_rate
 
     @classmethod
-    def load(cls, model_dir=None, beam: int = 0, lexicon: str | None = None,
-             lm: str | None = None, device: str = "cpu", greedy: bool = False) -> "Recognizer":
+    def load(cls, model_dir=None, beam: int = 0, lexicon: str | None = None, lm: str | None = None,
+             device: str = "cpu", greedy: bool = False, keep_silence: bool = False) -> "Recognizer":
         model_dir = resolve_model_dir(model_dir or DEFAULT_MODEL_DIR)
         model, config = load_model(model_dir, device)
-        return cls(model, config, model_dir, beam, lexicon, lm, greedy)
+        return cls(model, config, model_dir, beam, lexicon, lm, greedy, keep_silence)
 
     @property
     def sample_rate(self) -> int:
@@ -96,7 +104,32 @@ class Recognizer:
 
     @torch.inference_mode()
     def log_probs(self, wave: torch.Tensor) -> torch.Tensor:
-        """Per-frame log-probabilities (frames, classes) of a mono waveform at the model's rate."""
+        """Per-frame log-probabilities (frames, classes) of a mono waveform at the model's rate.
+
+        The model reads the speech regions; every other frame is a certain blank, and the middle
+        frame of each pause between regions a certain word boundary (a space), so a word never
+        runs on across a pause and the frames keep the input's timeline."""
+        regions = [(0, wave.numel())] if self.keep_silence else speech_regions(wave, self.sample_rate)
+        if regions == [(0, wave.numel())]:
+            return self._model_log_probs(wave)
+        samples_per_frame = self.config.features.hop_length * self.config.stride
+        frames = max(1, (wave.numel() // self.config.features.hop_length + 1) // self.config.stride)
+        out = torch.full((frames, self.config.num_classes), UNLIKELY)
+        out[:, BLANK] = 0.0
+        previous_end = None
+        for start, end in regions:
+            first = min(round(start / samples_per_frame), frames - 1)
+            if previous_end is not None:
+                boundary = (previous_end + first) // 2
+                out[boundary] = UNLIKELY
+                out[boundary, CHAR_TO_ID[" "]] = 0.0
+            piece = self._model_log_probs(wave[start:end])[: frames - first]
+            out[first:first + piece.shape[0]] = piece
+            previous_end = first + piece.shape[0]
+        return out
+
+    def _model_log_probs(self, wave: torch.Tensor) -> torch.Tensor:
+        """The model's log-probabilities of the whole of `wave`, read in chunks of at most CHUNK_S."""
         pieces = []
         device = next(self.model.parameters()).device
         for start, end in chunk_bounds(wave, self.sample_rate):
@@ -144,6 +177,9 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lexicon", help="lexicon file for beam search (words to spellings)")
     parser.add_argument("--lm", help="KenLM binary/ARPA language model (or an LM folder) for beam search")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--keep-silence", action="store_true",
+                        help="decode the whole input, silence and noise around the speech included "
+                             "(default: only the speech regions, see srcore.vad)")
 
 
 def recognizer_from_args(args: argparse.Namespace) -> Recognizer:
@@ -151,7 +187,8 @@ def recognizer_from_args(args: argparse.Namespace) -> Recognizer:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        return Recognizer.load(args.model, args.beam, args.lexicon, args.lm, greedy=args.greedy)
+        return Recognizer.load(args.model, args.beam, args.lexicon, args.lm, greedy=args.greedy,
+                               keep_silence=args.keep_silence)
     except (FileNotFoundError, ValueError) as exc:
         sys.exit(f"error: {exc}")
 

@@ -155,7 +155,8 @@ def record_and_keep(page, number: int, tries: int = 4) -> None:
         if not refused.is_visible():
             break
         take.locator("button[aria-label='Clear']").click()
-    pytest.fail(f"take {number} was not kept ({tries} recordings at most)")
+    messages = page.locator(".toast-body").all_inner_texts()  # Gradio's error pop-ups, if any
+    pytest.fail(f"take {number} was not kept ({tries} recordings at most); the page said: {messages}")
 
 
 def test_teach_it_your_voice_with_the_microphone(page):
