@@ -16,6 +16,15 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "fsdd"
 DEFAULT_BASELINE = REPO.parent / "shared" / "bench" / "seed_baseline.py"
 
 
+def named(text: str) -> tuple[str, str]:
+    """A NAME=PATH command-line value as (name, path)."""
+    import argparse
+    name, _, path = text.partition("=")
+    if not path:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=PATH")
+    return name, path
+
+
 def load() -> list[float]:
     """1, 5 and 15 minute load averages: the machine may be shared, so every figure notes them."""
     return [round(x, 2) for x in os.getloadavg()]

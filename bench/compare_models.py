@@ -9,17 +9,10 @@ Prints a Markdown table, then one JSON object (the last line) with every figure.
 import argparse
 
 import torch
-from _common import emit, machine
+from _common import emit, machine, named
 
 from srcore.evaluate import evaluate
 from srcore.transcribe import Recognizer
-
-
-def named(text: str) -> tuple[str, str]:
-    name, _, path = text.partition("=")
-    if not path:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=PATH")
-    return name, path
 
 
 def main() -> None:

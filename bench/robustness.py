@@ -13,7 +13,7 @@ import argparse
 from dataclasses import asdict
 
 import torch
-from _common import emit, machine
+from _common import emit, machine, named
 
 from srcore.audio import read_audio
 from srcore.manifest import read_manifest
@@ -72,13 +72,6 @@ def inputs(utterances, rate: int, condition: str) -> list[tuple[str, torch.Tenso
         return [(f"{a[0]} {b[0]}", joined(a[1], b[1], rate, 1.5, 40.0, generator))
                 for a, b in zip(waves[0::2], waves[1::2])]
     return [(ref, surrounded(wave, rate, *change, generator)) for ref, wave in waves]
-
-
-def named(text: str) -> tuple[str, str]:
-    name, _, path = text.partition("=")
-    if not path:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=PATH")
-    return name, path
 
 
 def main() -> None:
