@@ -140,10 +140,11 @@ def wait_for(page, condition, seconds: float) -> bool:
 
 def record_and_keep(page, number: int, tries: int = 4) -> None:
     """Record take `number` with the microphone and keep it. Should a recording catch only the
-    fake microphone's quiet, the app refuses it as silent (as it should) and it is recorded again."""
+    fake microphone's quiet, or Keep be clicked before the browser has handed the recording over,
+    the app refuses it (as it should) and it is recorded again."""
     take = page.locator("#voice-take")
     kept = page.get_by_text(f"{number} of {len(app.PROMPTS)} recorded")
-    refused = page.get_by_text("is silent or too short")
+    refused = page.get_by_text(re.compile("is silent or too short|No audio|nothing was recorded"))
     for _ in range(tries):
         take.get_by_role("button", name="Record", exact=True).click()
         page.wait_for_timeout(1500)
