@@ -52,12 +52,13 @@ def joined(first, second, rate, pause_s: float, below_db: float, generator) -> t
                       noise(edge, db, generator)])
 
 
-CONDITIONS = {  # name -> (what the table says, how a clip is changed)
+CONDITIONS = {  # name -> (what the table says, how a clip is changed: None, (seconds each side,
+    #                dB below or None for digital silence) or ("pair", pause s, dB below))
     "as-recorded": ("as recorded", None),
     "silence-2s": ("2 s of digital silence each side", (2.0, None)),
     "noise40-1s": ("1 s of room noise each side, 40 dB below the speech", (1.0, 40.0)),
     "noise25-2s": ("2 s of room noise each side, 25 dB below the speech", (2.0, 25.0)),
-    "pause-1.5s": ("two clips, a 1.5 s pause between (noise 40 dB below)", "pair"),
+    "pause-1.5s": ("two clips, a 1.5 s pause between (noise 40 dB below)", ("pair", 1.5, 40.0)),
 }
 
 
@@ -68,8 +69,8 @@ def inputs(utterances, rate: int, condition: str) -> list[tuple[str, torch.Tenso
     waves = [(normalize_text(u.text), read_audio(u.path, rate)) for u in utterances]
     if change is None:
         return waves
-    if change == "pair":
-        return [(f"{a[0]} {b[0]}", joined(a[1], b[1], rate, 1.5, 40.0, generator))
+    if change[0] == "pair":
+        return [(f"{a[0]} {b[0]}", joined(a[1], b[1], rate, *change[1:], generator))
                 for a, b in zip(waves[0::2], waves[1::2])]
     return [(ref, surrounded(wave, rate, *change, generator)) for ref, wave in waves]
 

@@ -641,11 +641,12 @@ def tune(model_dir, lm_dir, manifest, lm_weights, word_scores, beams, beam_thres
         raise ValueError("prior scales other than 0 need --prior-from MANIFEST (clips to estimate "
                          "the model's token prior on)")
     recognizer = Recognizer.load(model_dir, greedy=True)  # the model only, not its decoding
-    # the prior is the model's own view of every frame: none of the certain blanks that stand in
-    # for the silence around the speech regions (the domain's clips are tightly cut anyway)
-    every_frame = Recognizer(recognizer.model, recognizer.config, recognizer.model_dir, greedy=True,
-                             keep_silence=True)
-    prior = estimate_prior(every_frame, prior_from, log) if prior_from else None
+    prior = None
+    if prior_from:  # the model's own view of every frame: none of the certain blanks that stand
+        # in for the silence around the speech regions (the domain's clips are tightly cut anyway)
+        every_frame = Recognizer(recognizer.model, recognizer.config, recognizer.model_dir,
+                                 greedy=True, keep_silence=True)
+        prior = estimate_prior(every_frame, prior_from, log)
     emissions, refs, keys, audio_s = compute_emissions(recognizer, manifest, log)
     if not emissions:
         raise ValueError(f"{manifest}: no clip could be read")

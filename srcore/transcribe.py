@@ -112,13 +112,13 @@ class Recognizer:
         regions = [(0, wave.numel())] if self.keep_silence else speech_regions(wave, self.sample_rate)
         if regions == [(0, wave.numel())]:
             return self._model_log_probs(wave)
-        samples_per_frame = self.config.features.hop_length * self.config.stride
-        frames = max(1, (wave.numel() // self.config.features.hop_length + 1) // self.config.stride)
+        feature_frames = wave.numel() // self.config.features.hop_length + 1  # the log-mel's count
+        frames = int(self.model.output_lengths(torch.tensor([feature_frames]))[0])
         out = torch.full((frames, self.config.num_classes), UNLIKELY)
         out[:, BLANK] = 0.0
         previous_end = None
         for start, end in regions:
-            first = min(round(start / samples_per_frame), frames - 1)
+            first = min(round(start / self.sample_rate / self.frame_s), frames - 1)
             if previous_end is not None:
                 boundary = (previous_end + first) // 2
                 out[boundary] = UNLIKELY
