@@ -1,8 +1,10 @@
 """On-the-fly waveform augmentation of training clips: what real microphones and channels do.
 
 Every effect is drawn from the clip's own numpy Generator, so a resumed run draws the same ones:
-speed (tempo and pitch), a room (reverberation), a microphone's frequency response, level, noise
-(white, pink or brown), lossy codecs (MP3 at a random quality, Opus, GSM 06.10 telephone at 8 kHz;
+silent margins before and after the speech (a microphone take's: the recognizer cuts most of them
+away, srcore.vad, but not room noise that stands within its range of the speech), speed (tempo and
+pitch), a room (reverberation), a microphone's frequency response, level, noise (white, pink or
+brown), lossy codecs (MP3 at a random quality, Opus, GSM 06.10 telephone at 8 kHz;
 encoded and decoded in memory by libsndfile) and clipping of an over-driven input. Validation clips
 are never augmented.
 """
@@ -25,6 +27,13 @@ CODECS = {  # name: (container, subtype, sample rate it runs at; 0 = the clip's)
 }
 CODEC_WEIGHTS = {"mp3": 0.5, "opus": 0.2, "gsm": 0.3}
 MP3_QUALITY = (0.3, 0.95)  # libsndfile's compression level: 0 best, 1 smallest
+
+
+def pad_margins(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,
+                margin_s: tuple) -> torch.Tensor:
+    """`wave` with digital silence before and after it, each side's length drawn from margin_s."""
+    before, after = (round(rng.uniform(*margin_s) * sample_rate) for _ in range(2))
+    return torch.nn.functional.pad(wave, (before, after))
 
 
 def speed(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
@@ -181,8 +190,10 @@ def draw_warp(rng: np.random.Generator, config: WaveAugmentConfig) -> float:
 
 def augment_wave(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,
                  config: WaveAugmentConfig) -> torch.Tensor:
-    """The augmentation chain: speed, room, microphone, gain, noise, codec, clipping; each drawn
-    from `rng`."""
+    """The augmentation chain: margins, speed, room, microphone, gain, noise, codec, clipping; each
+    drawn from `rng`."""
+    if rng.random() < config.margin_prob:
+        wave = pad_margins(wave, sample_rate, rng, config.margin_s)
     if rng.random() < config.speed_prob:
         wave = speed(wave, sample_rate, SPEED_FACTORS[rng.integers(len(SPEED_FACTORS))])
     if rng.random() < config.reverb_prob:

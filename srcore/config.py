@@ -28,6 +28,9 @@ def option(default, help: str, before=None):
 class WaveAugmentConfig:
     """On-the-fly augmentation of training clips (srcore/augment.py); never of validation."""
     enabled: bool = option(True, "waveform augmentation on (the --augment switch wins)")
+    margin_prob: float = option(0.3, "share of clips given silence before and after the speech (the room, "
+                                     "noise and codec steps then fill it as they fill the speech)", before=0.0)
+    margin_s: tuple = option((0.1, 1.5), "range of each added margin, seconds (drawn for each side)")
     speed_prob: float = option(0.6, "share of clips played 0.9x or 1.1x as fast")
     reverb_prob: float = option(0.3, "share of clips played in a simulated room (reverberation)", before=0.0)
     rt60: tuple = option((0.15, 0.8), "reverberation time range of the rooms, seconds")
@@ -76,6 +79,8 @@ class TrainConfig:
     amp: bool = option(True, "mixed precision on CUDA")
     cpu_amp: bool = option(False, "bfloat16 autocast on CPU (fast where it has AMX or AVX512-BF16)")
     max_duration: float = option(30.0, "longer clips are skipped (seconds)")
+    trim_silence: bool = option(True, "cut every clip to its speech as the recognizer reads it "
+                                      "(srcore.vad: MARGIN_S of context each side)", before=False)
     check_audio: bool = option(False, "open every clip's header when reading manifests, even where "
                                       "the row stores its duration")
     max_batch_seconds: float = option(0.0, "cap on the audio in one batch (0: batches capped by count)")
@@ -94,8 +99,9 @@ class TrainConfig:
 def takes_augmentation() -> WaveAugmentConfig:
     """Augmentation of a speaker's own takes: as training's, without simulated rooms and
     microphones (the takes already carry the speaker's; measured: with them, cathy's gain from 20
-    takes fell from 4.2 to 1.7 WER points)."""
-    return WaveAugmentConfig(reverb_prob=0.0, device_prob=0.0)
+    takes fell from 4.2 to 1.7 WER points) and without added margins (the few steps go to the
+    speaker's words)."""
+    return WaveAugmentConfig(reverb_prob=0.0, device_prob=0.0, margin_prob=0.0)
 
 
 @dataclass

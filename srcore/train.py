@@ -383,8 +383,8 @@ def make_loaders(cfg: TrainConfig, model_config, rank: int, world_size: int, dev
     train_utts, train_skips = load_utterances(cfg.train, cfg, frames_per_second, "train")
     valid_utts, valid_skips = load_utterances(cfg.valid, cfg, frames_per_second, "valid")
     augment = replace(cfg.augmentation, enabled=cfg.augment and cfg.augmentation.enabled)
-    train_set = SpeechDataset(train_utts, feats, augment, seed=cfg.seed)
-    valid_set = SpeechDataset(valid_utts, feats, None)
+    train_set = SpeechDataset(train_utts, feats, augment, seed=cfg.seed, trim_silence=cfg.trim_silence)
+    valid_set = SpeechDataset(valid_utts, feats, None, trim_silence=cfg.trim_silence)
     # validation (features, reused every epoch) has first call on the memory budget
     budget_mb = cfg.cache_mb
     for dataset in (valid_set, train_set):

@@ -10,6 +10,7 @@ from srcore.augment import (
     codec,
     colored_noise,
     device_response,
+    pad_margins,
     reverberate,
     room_impulse,
     through_device,
@@ -51,6 +52,18 @@ def test_augmentation_is_drawn_from_the_generator():
     b = augment_wave(tone(), RATE, np.random.default_rng(3), config)
     c = augment_wave(tone(), RATE, np.random.default_rng(4), config)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_margins_put_silence_of_the_drawn_lengths_around_the_clip():
+    wave = tone() + 0.1  # no zero sample: the first non-zero one is where the clip begins
+    out = pad_margins(wave, RATE, np.random.default_rng(0), (0.5, 1.0))
+    before = int((out != 0).nonzero()[0])
+    after = out.numel() - before - wave.numel()
+    assert 0.5 * RATE <= before <= RATE and 0.5 * RATE <= after <= RATE and before != after
+    assert torch.equal(out[before:before + wave.numel()], wave) and out[:before].abs().max() == 0
+    only_margins = WaveAugmentConfig(margin_prob=1.0, speed_prob=0.0, noise_prob=0.0, codec_prob=0.0,
+                                     clip_prob=0.0, reverb_prob=0.0, device_prob=0.0, gain_db=(0.0, 0.0))
+    assert augment_wave(wave, RATE, np.random.default_rng(0), only_margins).numel() >= wave.numel() + 0.2 * RATE
 
 
 def test_frequency_warp_moves_a_tone_up_or_down():

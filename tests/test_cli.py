@@ -91,5 +91,5 @@ def test_a_model_card_command_means_what_the_stored_config_meant():
                                         if k not in ("reverb_prob", "device_prob")}}
     assert "--augmentation.reverb-prob 0.0 --augmentation.device-prob 0.0" in training_command(older)
     assert "reverb" not in training_command(stored)
-    assert as_stored_then(TrainConfig, {"train": "t.jsonl"})["augmentation"] == {"reverb_prob": 0.0,
-                                                                                 "device_prob": 0.0}
+    assert as_stored_then(TrainConfig, {"train": "t.jsonl"})["augmentation"] == {
+        "margin_prob": 0.0, "reverb_prob": 0.0, "device_prob": 0.0}

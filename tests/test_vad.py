@@ -93,17 +93,40 @@ def test_keep_silence_lets_the_model_read_everything(trained_model):
     assert not torch.equal(whole.log_probs[:50], regions.log_probs[:50])  # the model's own frames
 
 
-def test_a_take_can_lose_its_silence_before_training(tmp_path):
+def padded_take(tmp_path):
     from srcore.audio import write_audio
-    from srcore.dataset import SpeechDataset
-    from srcore.features import FeatureConfig
     from srcore.manifest import Utterance
     word = speak("go")
     path = tmp_path / "take.wav"
     write_audio(path, np.concatenate([silence(2.0), word, silence(2.0)]), SAMPLE_RATE)
-    take = [Utterance(str(path), "go", 4.0 + len(word) / SAMPLE_RATE)]
+    return [Utterance(str(path), "go", 4.0 + len(word) / SAMPLE_RATE)], word
+
+
+def test_a_take_can_lose_its_silence_before_training(tmp_path):
+    from srcore.dataset import SpeechDataset
+    from srcore.features import FeatureConfig
+    take, word = padded_take(tmp_path)
     whole = SpeechDataset(take, FeatureConfig())[(0, 0)][0]
     trimmed = SpeechDataset(take, FeatureConfig(), trim_silence=True)[(0, 0)][0]
     frames_per_s = SAMPLE_RATE / FeatureConfig().hop_length
     assert whole.shape[-1] == pytest.approx((4.0 + len(word) / SAMPLE_RATE) * frames_per_s, abs=2)
     assert trimmed.shape[-1] == pytest.approx((len(word) / SAMPLE_RATE + 2 * MARGIN_S) * frames_per_s, abs=8)
+
+
+def test_training_reads_its_clips_as_the_recognizer_does(tmp_path):
+    """A run trims training and validation clips to their speech unless told not to; a run stored
+    before the option existed did not."""
+    from srcore.config import TrainConfig, as_stored_then
+    from srcore.manifest import write_manifest
+    from srcore.train import make_loaders, sized_preset
+    take, word = padded_take(tmp_path)
+    manifest = tmp_path / "takes.jsonl"
+    write_manifest(take, manifest)
+    frames = {}
+    for trim in (True, False):
+        cfg = TrainConfig(train=str(manifest), valid=str(manifest), model="tiny", workers=0, augment=False,
+                          trim_silence=trim)
+        _, train_loader, valid_loader, _ = make_loaders(cfg, sized_preset(cfg), 0, 1, torch.device("cpu"))
+        frames[trim] = [train_loader.dataset[(0, 0)][0].shape[-1], valid_loader.dataset[(0, 0)][0].shape[-1]]
+    assert frames[True][0] == frames[True][1] < frames[False][0] / 2
+    assert TrainConfig().trim_silence and as_stored_then(TrainConfig, {"train": "t.jsonl"})["trim_silence"] is False
