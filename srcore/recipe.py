@@ -44,6 +44,7 @@ PYTHON = sys.executable
 
 FAST_ENGINES = "espeak,piper,mbrola,pico,rhvoice"  # about 0.01-0.1 CPU-s per audio-s
 SLOW_ENGINES = "kokoro"  # about 0.7 CPU-s per audio-s, and the most natural voices
+FINE_TUNE_LR, SCRATCH_LR = 5e-4, 1.5e-3  # peak rates (cosine decay over the time budget)
 MIXTURE = {"synth": 1, "kokoro": 2, "asterisk": 3, "fsdd": 1, "read": 4}  # repeats per epoch
 
 
@@ -57,6 +58,7 @@ class Budget:
     batch_size: int
     hidden_size: int = 0  # the model's size (0: the default preset's, 256 x 3)
     num_layers: int = 0
+    lr: float = 0.0  # the peak learning rate (0: FINE_TUNE_LR from a model's weights, else SCRATCH_LR)
 
     @classmethod
     def for_machine(cls, gpu: bool, cores: int) -> Budget:
@@ -176,9 +178,9 @@ class Recipe:
         if b.num_layers:
             args += ["--num-layers", b.num_layers]
         if self.init_from:
-            args += ["--init-from", self.init_from, "--lr", 5e-4, "--warmup-steps", 100]
+            args += ["--init-from", self.init_from, "--lr", b.lr or FINE_TUNE_LR, "--warmup-steps", 100]
         else:
-            args += ["--lr", 1.5e-3, "--warmup-steps", 300]
+            args += ["--lr", b.lr or SCRATCH_LR, "--warmup-steps", 300]
         args += ["--lr-schedule", "cosine"]  # the rate decays over the time budget
         self.run(*args)
         return {"run": str(self.out / "train")}
@@ -268,7 +270,8 @@ class Recipe:
         training = (f" --use-run {manifest_label(self.use_run)}" if self.use_run else  # its own budget
                     f" --train-minutes {b.train_minutes:g} --batch-size {b.batch_size}"
                     + (f" --hidden-size {b.hidden_size}" if b.hidden_size else "")
-                    + (f" --num-layers {b.num_layers}" if b.num_layers else ""))
+                    + (f" --num-layers {b.num_layers}" if b.num_layers else "")
+                    + (f" --lr {b.lr:g}" if b.lr else ""))
         command = (f"python -m srcore.recipe default --synth-hours {b.synth_hours:g} --kokoro-hours "
                    f"{b.kokoro_hours:g}{training}"
                    + (f" --seed {self.seed}" if self.seed else "")
@@ -347,6 +350,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, help="override the machine's budget")
     parser.add_argument("--hidden-size", type=int, help="the model's recurrent width (0: the preset's)")
     parser.add_argument("--num-layers", type=int, help="the model's recurrent layers (0: the preset's)")
+    parser.add_argument("--lr", type=float, help=f"peak learning rate (default: {FINE_TUNE_LR:g} with "
+                                                 f"--init-from, {SCRATCH_LR:g} from random weights)")
     parser.add_argument("--use-run", default="",
                         help="a finished training run (on this corpus, made elsewhere: a GPU machine) "
                              "to package instead of training here")
@@ -360,7 +365,8 @@ def main(argv=None) -> None:
         parser.error(f"--use-run {args.use_run}: no checkpoints/best there (not a finished training run)")
     import torch
     budget = Budget.for_machine(torch.cuda.is_available(), os.cpu_count() or 1)
-    for name in ("synth_hours", "kokoro_hours", "train_minutes", "batch_size", "hidden_size", "num_layers"):
+    for name in ("synth_hours", "kokoro_hours", "train_minutes", "batch_size", "hidden_size", "num_layers",
+                 "lr"):
         if getattr(args, name) is not None:
             setattr(budget, name, getattr(args, name))
     dev = default_dev(args.data) if args.dev is None else args.dev

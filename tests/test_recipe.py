@@ -27,7 +27,7 @@ def test_dry_run_lists_the_stage_commands_in_order(tmp_path):
     assert modules.index("srcore.train") < lm_build < modules.index("srcore.evaluate")
     train = next(c for c in ran if " srcore.train " in c)
     assert "--init-from checkpoints/default" in train and "--cpu-amp" in train and "--resume" in train
-    assert "--lr-schedule cosine" in train
+    assert "--lr-schedule cosine" in train and "--lr 0.0005 " in train  # FINE_TUNE_LR
     tune = next(c for c in ran if " srcore.lm tune " in c)  # the prior from held-out synthetic clips
     assert tune.split("--prior-from ")[1].split()[0].endswith("corpus/synth/valid.jsonl")
     assert modules[-1] == "srcore.modelcard"
@@ -44,12 +44,12 @@ def test_a_finished_stage_is_skipped(tmp_path):
 
 def test_from_scratch_training_decays_over_its_budget_and_takes_the_models_size(tmp_path):
     r = recipe(tmp_path, dry_run=True)
-    r.budget.hidden_size, r.budget.num_layers = 384, 4
+    r.budget.hidden_size, r.budget.num_layers, r.budget.lr = 384, 4, 1e-3
     r()
     train = next(c for c in commands(tmp_path) if " srcore.train " in c)
-    assert "--lr-schedule cosine" in train and "--init-from" not in train
+    assert "--lr-schedule cosine" in train and "--init-from" not in train and "--lr 0.001 " in train
     assert "--hidden-size 384 --num-layers 4" in train
-    assert "--hidden-size 384 --num-layers 4" in r.recipe_section([])
+    assert "--hidden-size 384 --num-layers 4 --lr 0.001" in r.recipe_section([])
 
 
 def test_stop_after_corpus_runs_nothing_past_it(tmp_path):
