@@ -41,7 +41,7 @@ class SpeechDataset(Dataset):
     when items are augmented, else the finished features), so later epochs skip the file read,
     resampling and, without augmentation, the log-mel. Items are identical with and without it.
     `trim_silence`: each clip loses the silence before and after its speech (srcore.vad), as the
-    recognizer reads it: for microphone takes, not for corpora of tightly cut clips.
+    recognizer reads it (training's default, TrainConfig.trim_silence; a speaker's takes always).
     """
 
     def __init__(self, utterances: list[Utterance], features: FeatureConfig,
