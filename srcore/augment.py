@@ -11,6 +11,7 @@ are never augmented.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
@@ -29,11 +30,32 @@ CODEC_WEIGHTS = {"mp3": 0.5, "opus": 0.2, "gsm": 0.3}
 MP3_QUALITY = (0.3, 0.95)  # libsndfile's compression level: 0 best, 1 smallest
 
 
-def pad_margins(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,
-                margin_s: tuple) -> torch.Tensor:
-    """`wave` with digital silence before and after it, each side's length drawn from margin_s."""
-    before, after = (round(rng.uniform(*margin_s) * sample_rate) for _ in range(2))
-    return torch.nn.functional.pad(wave, (before, after))
+@dataclass(frozen=True)
+class LengthPlan:
+    """The effects of the chain that change a clip's length (margins, then speed), drawn apart from
+    the rest so that batches can be formed from the lengths the model will hear."""
+    before_s: float = 0.0
+    after_s: float = 0.0
+    speed: float = 1.0
+
+    def seconds(self, seconds: float) -> float:
+        """How long a clip of `seconds` comes out."""
+        return (seconds + self.before_s + self.after_s) / self.speed
+
+
+def draw_length_plan(rng: np.random.Generator, config: WaveAugmentConfig) -> LengthPlan:
+    before = after = 0.0
+    if rng.random() < config.margin_prob:
+        before, after = (float(rng.uniform(*config.margin_s)) for _ in range(2))
+    factor = 1.0
+    if rng.random() < config.speed_prob:
+        factor = SPEED_FACTORS[rng.integers(len(SPEED_FACTORS))]
+    return LengthPlan(before, after, factor)
+
+
+def pad_margins(wave: torch.Tensor, sample_rate: int, before_s: float, after_s: float) -> torch.Tensor:
+    """`wave` with `before_s` and `after_s` seconds of digital silence before and after it."""
+    return torch.nn.functional.pad(wave, (round(before_s * sample_rate), round(after_s * sample_rate)))
 
 
 def speed(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
@@ -189,13 +211,14 @@ def draw_warp(rng: np.random.Generator, config: WaveAugmentConfig) -> float:
 
 
 def augment_wave(wave: torch.Tensor, sample_rate: int, rng: np.random.Generator,
-                 config: WaveAugmentConfig) -> torch.Tensor:
+                 config: WaveAugmentConfig, plan: LengthPlan | None = None) -> torch.Tensor:
     """The augmentation chain: margins, speed, room, microphone, gain, noise, codec, clipping; each
-    drawn from `rng`."""
-    if rng.random() < config.margin_prob:
-        wave = pad_margins(wave, sample_rate, rng, config.margin_s)
-    if rng.random() < config.speed_prob:
-        wave = speed(wave, sample_rate, SPEED_FACTORS[rng.integers(len(SPEED_FACTORS))])
+    drawn from `rng`, margins and speed first unless `plan` has drawn them already."""
+    if plan is None:
+        plan = draw_length_plan(rng, config)
+    if plan.before_s or plan.after_s:
+        wave = pad_margins(wave, sample_rate, plan.before_s, plan.after_s)
+    wave = speed(wave, sample_rate, plan.speed)
     if rng.random() < config.reverb_prob:
         wave = reverberate(wave, room_impulse(rng, sample_rate, rng.uniform(*config.rt60)))
     if rng.random() < config.device_prob:

@@ -1,6 +1,7 @@
 """Training data: utterances -> features and targets, length-bucketed batches, collation."""
 import logging
 import random
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -9,13 +10,14 @@ import torch
 from torch.utils.data import Dataset
 
 from .audio import AudioError, is_silent, read_audio
-from .augment import WaveAugmentConfig, augment_wave, draw_warp
+from .augment import LengthPlan, WaveAugmentConfig, augment_wave, draw_length_plan, draw_warp
 from .features import FeatureConfig, LogMel
 from .manifest import SkipReport, Utterance
 from .text import encode, normalize_text
 from .vad import speech_span
 
 log = logging.getLogger(__name__)
+LENGTH_STREAM = 1  # the random stream of a clip's length plan, apart from its other effects
 
 
 @contextmanager
@@ -65,6 +67,20 @@ class SpeechDataset(Dataset):
     @property
     def augmenting(self) -> bool:
         return self.augment is not None and self.augment.enabled
+
+    def length_plan(self, index: int, epoch: int) -> LengthPlan:
+        """The margins and speed clip `index` gets in `epoch`: a stream of its own, so the batch
+        sampler can know the lengths before any clip is read."""
+        if not self.augmenting:
+            return LengthPlan()
+        return draw_length_plan(np.random.default_rng([self.seed, epoch, index, LENGTH_STREAM]),
+                                self.augment)
+
+    def planned_seconds(self, epoch: int) -> list[float]:
+        """Every clip's duration in `epoch` as the model will hear it (before trimming): what
+        training batches are bucketed by, so that a clip given margins waits among long ones."""
+        return [self.length_plan(index, epoch).seconds(utt.duration)
+                for index, utt in enumerate(self.utterances)]
 
     def cache_bytes(self) -> int:
         """Memory that cache() would take, estimated from the manifest durations."""
@@ -146,7 +162,8 @@ class SpeechDataset(Dataset):
             warp = 1.0
             if self.augmenting:
                 rng = np.random.default_rng([self.seed, epoch, index])
-                wave = augment_wave(wave, self.features.sample_rate, rng, self.augment)
+                wave = augment_wave(wave, self.features.sample_rate, rng, self.augment,
+                                    self.length_plan(index, epoch))
                 warp = draw_warp(rng, self.augment)
             with torch.no_grad():
                 feats = self.logmel(wave, warp)
@@ -185,15 +202,16 @@ class BucketBatchSampler:
     """Shuffled batches of similar duration, a pure function of (seed, epoch).
 
     Utterances are shuffled, cut into pools of `pool_batches` batches, sorted by duration within a
-    pool and batched; the batch order is shuffled again. With `num_replicas` > 1 each rank takes every
-    n-th batch (equal counts, unless `even` is False: then every batch is someone's). `skip` drops
-    the first batches of the epoch for mid-epoch resume.
+    pool and batched; the batch order is shuffled again. `durations` is a list, or a function of the
+    epoch that returns one (the lengths augmentation will give the clips that epoch). With
+    `num_replicas` > 1 each rank takes every n-th batch (equal counts, unless `even` is False: then
+    every batch is someone's). `skip` drops the first batches of the epoch for mid-epoch resume.
     """
 
-    def __init__(self, durations, batch_size: int, seed: int = 0, shuffle: bool = True,
-                 rank: int = 0, num_replicas: int = 1, pool_batches: int = 50,
-                 max_batch_seconds: float | None = None, even: bool = True):
-        self.durations = list(durations)
+    def __init__(self, durations: Sequence[float] | Callable[[int], Sequence[float]], batch_size: int,
+                 seed: int = 0, shuffle: bool = True, rank: int = 0, num_replicas: int = 1,
+                 pool_batches: int = 50, max_batch_seconds: float | None = None, even: bool = True):
+        self.durations_of = durations if callable(durations) else lambda _epoch: durations
         self.batch_size = batch_size
         self.seed, self.shuffle = seed, shuffle
         self.rank, self.num_replicas = rank, num_replicas
@@ -205,28 +223,29 @@ class BucketBatchSampler:
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = epoch, skip
 
-    def _split(self, indices):
+    def _split(self, indices, durations):
         batch, longest = [], 0.0
         for i in indices:
-            longest = max(longest, self.durations[i])
+            longest = max(longest, durations[i])
             too_long = (self.max_batch_seconds is not None and batch
                         and longest * (len(batch) + 1) > self.max_batch_seconds)
             if len(batch) == self.batch_size or too_long:
                 yield batch
-                batch, longest = [], self.durations[i]
+                batch, longest = [], durations[i]
             batch.append(i)
         if batch:
             yield batch
 
     def batches(self) -> list[list[int]]:
-        order = list(range(len(self.durations)))
+        durations = self.durations_of(self.epoch)
+        order = list(range(len(durations)))
         rng = random.Random(self.seed * 100_003 + self.epoch)
         if self.shuffle:
             rng.shuffle(order)
         batches = []
         for start in range(0, len(order), self.pool):
-            pool = sorted(order[start:start + self.pool], key=lambda i: self.durations[i])
-            batches.extend(self._split(pool))
+            pool = sorted(order[start:start + self.pool], key=lambda i: durations[i])
+            batches.extend(self._split(pool, durations))
         if self.shuffle:
             rng.shuffle(batches)
         mine = batches[self.rank::self.num_replicas]

@@ -390,7 +390,7 @@ def make_loaders(cfg: TrainConfig, model_config, rank: int, world_size: int, dev
     for dataset in (valid_set, train_set):
         if dataset.cache(budget_mb):
             budget_mb -= dataset.cache_bytes() / 2 ** 20
-    sampler = BucketBatchSampler([u.duration for u in train_utts], cfg.batch_size, cfg.seed,
+    sampler = BucketBatchSampler(train_set.planned_seconds, cfg.batch_size, cfg.seed,
                                  rank=rank, num_replicas=world_size,
                                  max_batch_seconds=cfg.max_batch_seconds or None)
     valid_sampler = BucketBatchSampler([u.duration for u in valid_utts], cfg.batch_size, shuffle=False,

@@ -4,12 +4,14 @@ import torch
 
 from srcore.augment import (
     CODECS,
+    SPEED_FACTORS,
     WaveAugmentConfig,
     augment_wave,
     clip,
     codec,
     colored_noise,
     device_response,
+    draw_length_plan,
     pad_margins,
     reverberate,
     room_impulse,
@@ -56,14 +58,27 @@ def test_augmentation_is_drawn_from_the_generator():
 
 def test_margins_put_silence_of_the_drawn_lengths_around_the_clip():
     wave = tone() + 0.1  # no zero sample: the first non-zero one is where the clip begins
-    out = pad_margins(wave, RATE, np.random.default_rng(0), (0.5, 1.0))
+    out = pad_margins(wave, RATE, 0.5, 0.75)
     before = int((out != 0).nonzero()[0])
-    after = out.numel() - before - wave.numel()
-    assert 0.5 * RATE <= before <= RATE and 0.5 * RATE <= after <= RATE and before != after
+    assert before == RATE // 2 and out.numel() - before - wave.numel() == RATE * 3 // 4
     assert torch.equal(out[before:before + wave.numel()], wave) and out[:before].abs().max() == 0
     only_margins = WaveAugmentConfig(margin_prob=1.0, speed_prob=0.0, noise_prob=0.0, codec_prob=0.0,
                                      clip_prob=0.0, reverb_prob=0.0, device_prob=0.0, gain_db=(0.0, 0.0))
-    assert augment_wave(wave, RATE, np.random.default_rng(0), only_margins).numel() >= wave.numel() + 0.2 * RATE
+    margins = [augment_wave(wave, RATE, np.random.default_rng(seed), only_margins).numel() - wave.numel()
+               for seed in range(5)]
+    assert all(0.2 * RATE <= m <= 3 * RATE for m in margins) and len(set(margins)) == 5
+
+
+def test_the_length_plan_says_how_long_the_clip_comes_out():
+    config = WaveAugmentConfig(margin_prob=1.0, speed_prob=1.0, reverb_prob=1.0, device_prob=1.0,
+                               noise_prob=1.0, codec_prob=1.0)
+    wave = tone()
+    for seed in range(6):
+        plan = draw_length_plan(np.random.default_rng(seed), config)
+        assert plan.before_s > 0 and plan.after_s > 0
+        out = augment_wave(wave, RATE, np.random.default_rng(100 + seed), config, plan)
+        assert out.numel() == pytest.approx(plan.seconds(wave.numel() / RATE) * RATE, abs=2)
+    assert {draw_length_plan(np.random.default_rng(s), config).speed for s in range(30)} == set(SPEED_FACTORS)
 
 
 def test_frequency_warp_moves_a_tone_up_or_down():

@@ -38,6 +38,43 @@ def test_sampler_skip_resumes_mid_epoch_and_ranks_share_the_batches():
     assert len(ranks[0]) == len(ranks[1]) and not {tuple(b) for b in ranks[0]} & {tuple(b) for b in ranks[1]}
 
 
+def test_sampler_buckets_by_the_lengths_of_each_epoch():
+    """Augmentation lengthens some clips and not others, differently each epoch: batches are formed
+    from that epoch's lengths, as the loader will produce them."""
+    def durations_of(epoch):
+        return [1.0 + (i * (epoch + 3)) % 17 for i in range(200)]
+
+    def spread(batches, durations):
+        return np.mean([max(durations[i] for i in b) - min(durations[i] for i in b) for b in batches])
+
+    sampler = BucketBatchSampler(durations_of, 8, seed=3)
+    for epoch, other in ((0, 1), (1, 0)):
+        sampler.set_epoch(epoch)
+        batches = sampler.batches()
+        assert sorted(i for b in batches for i in b) == list(range(200))
+        assert spread(batches, durations_of(epoch)) < 1 < 3 < spread(batches, durations_of(other))
+
+
+def test_training_items_are_as_long_as_the_sampler_planned(tmp_path):
+    from srcore.config import WaveAugmentConfig
+    from srcore.dataset import SpeechDataset
+    from srcore.features import FeatureConfig
+    from srcore.manifest import Utterance
+
+    utterances = []
+    for i, seconds in enumerate((0.5, 1.0, 2.0)):
+        t = np.arange(int(16000 * seconds)) / 16000
+        sf.write(tmp_path / f"{i}.wav", (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 16000)
+        utterances.append(Utterance(str(tmp_path / f"{i}.wav"), "a", seconds))
+    features = FeatureConfig()
+    dataset = SpeechDataset(utterances, features, WaveAugmentConfig(margin_prob=0.5, speed_prob=0.8), seed=1)
+    for epoch in range(4):
+        planned = dataset.planned_seconds(epoch)
+        frames = [dataset[(i, epoch)][0].shape[-1] for i in range(3)]
+        assert frames == pytest.approx([s * features.sample_rate / features.hop_length for s in planned], abs=2)
+    assert len({tuple(dataset.planned_seconds(epoch)) for epoch in range(4)}) > 1
+
+
 def test_sampler_caps_the_audio_in_a_batch():
     durations = [10.0] * 10 + [1.0] * 10
     batches = BucketBatchSampler(durations, 10, shuffle=False, max_batch_seconds=30).batches()
