@@ -5,17 +5,20 @@ second on one core: what a data-loader process can feed a GPU.
 
 Every step runs over the same clips (read once, at the model's rate), best of --repeats. "pink
 noise, exact-length FFT" is the shaping the project used before it went to a power-of-two FFT:
-kept here as the reference for that ratio. Prints a table, then one JSON object.
+kept here as the reference for that ratio; the "libsndfile's Opus" rows are what a machine without
+libopus runs (srcore.opus). Prints a table, then one JSON object.
 """
 import argparse
 import json
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import torch
 from _common import REPO, emit, machine
 
+from srcore import opus
 from srcore.audio import read_audio
 from srcore.augment import (
     CODECS,
@@ -56,8 +59,20 @@ def steps() -> dict:
     }
     for name in CODECS:
         table[f"codec {name}"] = lambda w, rng, name=name: codec(w, RATE, name, rng)
+    table["codec opus, libsndfile's (without libopus)"] = with_libsndfile_opus(
+        lambda w, rng: codec(w, RATE, "opus", rng))
     table["augmentation chain (defaults)"] = lambda w, rng: augment_wave(w, RATE, rng, config)
+    table["augmentation chain, libsndfile's Opus"] = with_libsndfile_opus(
+        lambda w, rng: augment_wave(w, RATE, rng, config))
     return table
+
+
+def with_libsndfile_opus(step):
+    """`step` as on a machine without libopus: Opus through libsndfile (complexity 10)."""
+    def run(wave, rng):
+        with patch.object(opus, "load", lambda: None):
+            return step(wave, rng)
+    return run
 
 
 def main() -> None:

@@ -152,3 +152,31 @@ def test_through_device_keeps_length_and_level_and_changes_the_tone_balance():
     assert float(out.pow(2).mean()) == pytest.approx(float(wave.pow(2).mean()), rel=1e-3)
     spectrum = torch.fft.rfft(out).abs()
     assert spectrum[30] < 0.5 * spectrum[1000]  # the 30 Hz hum is below every simulated low cut
+
+
+def test_libopus_round_trip_is_lossy_and_time_aligned():
+    from srcore import opus
+    libopus = opus.load()
+    if libopus is None:
+        pytest.skip("libopus is not installed (augmentation uses libsndfile's Opus)")
+    from conftest import speak
+    speech = speak("the quick brown fox jumps over the lazy dog")
+    speech = (0.5 * speech / np.abs(speech).max()).astype(np.float32)
+    out = libopus.round_trip(speech, RATE, 24_000, 5)
+    assert out.shape == speech.shape
+    lags = range(-100, 101)
+    match = [float(np.dot(speech[200:-200], np.roll(out, lag)[200:-200])) for lag in lags]
+    assert lags[int(np.argmax(match))] == 0
+    snr_db = 10 * np.log10(np.sum(speech ** 2) / np.sum((speech - out) ** 2))
+    assert 5 < snr_db < 40
+    with pytest.raises(opus.OpusError, match="22050 Hz"):
+        libopus.round_trip(speech, 22050, 24_000, 5)
+
+
+def test_opus_falls_back_to_libsndfile_without_libopus(monkeypatch):
+    from srcore import augment
+    monkeypatch.setattr(augment.opus, "load", lambda: None)
+    wave = tone()
+    out = codec(wave, RATE, "opus", np.random.default_rng(0))
+    assert out.shape == wave.shape
+    assert 0 < float((out - wave).pow(2).mean() / wave.pow(2).mean()) < 0.1
