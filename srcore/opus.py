@@ -25,6 +25,8 @@ class OpusError(RuntimeError):
 
 
 class LibOpus:
+    """The few libopus calls the augmentation needs, with their C signatures declared once."""
+
     def __init__(self, lib: ctypes.CDLL):
         self.lib = lib
         for name in ("opus_encoder_create", "opus_decoder_create"):
