@@ -211,7 +211,10 @@ class BucketBatchSampler:
     def __init__(self, durations: Sequence[float] | Callable[[int], Sequence[float]], batch_size: int,
                  seed: int = 0, shuffle: bool = True, rank: int = 0, num_replicas: int = 1,
                  pool_batches: int = 50, max_batch_seconds: float | None = None, even: bool = True):
-        self.durations_of = durations if callable(durations) else lambda _epoch: durations
+        if not callable(durations):
+            fixed = list(durations)
+            durations = lambda _epoch: fixed  # noqa: E731 (the same lengths every epoch)
+        self.durations_of = durations
         self.batch_size = batch_size
         self.seed, self.shuffle = seed, shuffle
         self.rank, self.num_replicas = rank, num_replicas
