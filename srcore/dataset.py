@@ -222,6 +222,7 @@ class BucketBatchSampler:
         self.max_batch_seconds = max_batch_seconds
         self.even = even  # equal batch counts per rank (training); False: every batch (validation)
         self.epoch, self.skip = 0, 0
+        self._made = (None, [])  # (epoch, its batches): planning an epoch reads every clip's plan
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = epoch, skip
@@ -240,6 +241,11 @@ class BucketBatchSampler:
             yield batch
 
     def batches(self) -> list[list[int]]:
+        if self._made[0] != self.epoch:
+            self._made = (self.epoch, self._plan_epoch())
+        return self._made[1]
+
+    def _plan_epoch(self) -> list[list[int]]:
         durations = self.durations_of(self.epoch)
         order = list(range(len(durations)))
         rng = random.Random(self.seed * 100_003 + self.epoch)
