@@ -84,7 +84,8 @@ class TrainConfig:
     check_audio: bool = option(False, "open every clip's header when reading manifests, even where "
                                       "the row stores its duration")
     max_batch_seconds: float = option(0.0, "cap on the audio in one batch (0: batches capped by count)")
-    init_from: str = option("", "start from the weights of this model directory (fine-tuning)")
+    init_from: str = option("", "start from the weights of this model directory (fine-tuning; a "
+                                "larger --hidden-size widens it first)")
     save_every: int = option(0, "also checkpoint every N steps (0: at epoch ends only)")
     log_every: int = option(25, "a 'step' metrics line every N steps")
     samples: int = option(3, "sample predictions logged per validation")

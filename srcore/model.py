@@ -3,7 +3,7 @@
 Common interface: `model(feats (batch, n_mels, frames), lengths (batch,)) -> (log_probs (batch, frames',
 classes), out_lengths (batch,))`.
 """
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn as nn
@@ -202,3 +202,40 @@ def build_model(config: ModelConfig) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def widen_recurrent(model: DefaultModel, config: ModelConfig,
+                    hidden_size: int) -> tuple[DefaultModel, ModelConfig]:
+    """A `default` model with `hidden_size` GRU units per direction computing what `model` computes.
+
+    Function-preserving widening (as in Net2Net): every old unit keeps its weights and gets zero
+    weights from the new units, so it computes what it did; the new units start from PyTorch's
+    random initialisation and reach the next layer and the head through zero weights, which the
+    first gradient steps move. Training from the widened model adds capacity without starting over.
+    """
+    old_h = config.hidden_size
+    if config.architecture != "default" or hidden_size < old_h:
+        raise ValueError(f"can only widen a 'default' model's {old_h} recurrent units to more, "
+                         f"not {config.architecture!r} to {hidden_size}")
+    wide_config = replace(config, hidden_size=hidden_size)
+    wide = DefaultModel(wide_config)
+    old_units = torch.arange(old_h)
+    gate_rows = torch.cat([old_units + gate * hidden_size for gate in range(3)])  # reset, update, new
+    both_directions = torch.cat([old_units, old_units + hidden_size])
+    old_state, state = model.state_dict(), wide.state_dict()
+    for name, value in old_state.items():
+        target = state[name]
+        if name.startswith("rnn."):
+            target[gate_rows] = 0.0              # old units read nothing from the new ones
+            if name.startswith(("rnn.bias", "rnn.weight_ih_l0")):
+                target[gate_rows] = value        # a bias, or layer 0 reading the front-end
+            else:                                # reading this layer's units or the layer below's
+                columns = old_units if name.startswith("rnn.weight_hh") else both_directions
+                target[gate_rows[:, None], columns] = value
+        elif name == "head.weight":
+            target.zero_()
+            target[:, both_directions] = value
+        else:
+            target.copy_(value)
+    wide.load_state_dict(state)
+    return wide, wide_config

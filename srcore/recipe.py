@@ -348,7 +348,8 @@ def main(argv=None) -> None:
     parser.add_argument("--kokoro-hours", type=float, help="override the machine's budget")
     parser.add_argument("--train-minutes", type=float, help="override the machine's budget")
     parser.add_argument("--batch-size", type=int, help="override the machine's budget")
-    parser.add_argument("--hidden-size", type=int, help="the model's recurrent width (0: the preset's)")
+    parser.add_argument("--hidden-size", type=int, help="the model's recurrent width (0: the preset's; "
+                                                        "wider than --init-from's widens that model)")
     parser.add_argument("--num-layers", type=int, help="the model's recurrent layers (0: the preset's)")
     parser.add_argument("--lr", type=float, help=f"peak learning rate (default: {FINE_TUNE_LR:g} with "
                                                  f"--init-from, {SCRATCH_LR:g} from random weights)")

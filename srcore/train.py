@@ -27,7 +27,7 @@ from .decoding import greedy_decode
 from .features import SpecAugment
 from .manifest import SkipReport, read_manifest
 from .metrics import ErrorCounts, corpus_counts, format_diff
-from .model import PRESETS, ModelConfig, build_model, count_parameters, preset
+from .model import PRESETS, ModelConfig, build_model, count_parameters, preset, widen_recurrent
 from .run import FAILED, FINISHED, RUNNING, STOPPED, RunFolder, RunInUse, write_loss_curve
 from .text import BLANK
 
@@ -422,12 +422,7 @@ def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    if cfg.init_from:
-        model, model_config = load_model(cfg.init_from)
-        log.info("initialised from %s", cfg.init_from)
-    else:
-        model_config = sized_preset(cfg)
-        model = build_model(model_config)
+    model, model_config = initial_model(cfg)
     model = model.to(device)
     torch.manual_seed(cfg.seed + rank)  # different dropout per rank, same initial weights
     sampler, train_loader, valid_loader, skipped = make_loaders(cfg, model_config, rank, world_size,
@@ -453,6 +448,26 @@ def sized_preset(cfg: TrainConfig) -> ModelConfig:
     """The --model preset with the sizes the config overrides (0 keeps the preset's)."""
     sizes = {k: getattr(cfg, k) for k in ("hidden_size", "num_layers", "conv_channels") if getattr(cfg, k)}
     return replace(preset(cfg.model), **sizes)
+
+
+def initial_model(cfg: TrainConfig) -> tuple[nn.Module, ModelConfig]:
+    """The sized --model preset, or --init-from's model; --hidden-size larger than that model's
+    widens it (`widen_recurrent`: the same function, more units to train)."""
+    if not cfg.init_from:
+        model_config = sized_preset(cfg)
+        return build_model(model_config), model_config
+    model, model_config = load_model(cfg.init_from)
+    log.info("initialised from %s", cfg.init_from)
+    for name in ("num_layers", "conv_channels"):
+        if getattr(cfg, name) and getattr(cfg, name) != getattr(model_config, name):
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: --init-from "
+                             f"{cfg.init_from} has {getattr(model_config, name)} (only "
+                             f"--hidden-size can grow a model)")
+    if cfg.hidden_size and cfg.hidden_size != model_config.hidden_size:
+        log.info("widened from %d to %d recurrent units per direction", model_config.hidden_size,
+                 cfg.hidden_size)
+        return widen_recurrent(model, model_config, cfg.hidden_size)
+    return model, model_config
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -105,6 +105,22 @@ def test_default_model_is_small_and_subsamples_by_three():
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 100), atol=1e-4)
 
 
+def test_widening_a_model_keeps_what_it_computes_and_adds_units():
+    from srcore.model import ModelConfig, widen_recurrent
+    torch.manual_seed(0)
+    config = ModelConfig(hidden_size=16, num_layers=3, conv_channels=24)
+    model = build_model(config).eval()
+    wide, wide_config = widen_recurrent(model, config, 28)
+    feats, lengths = torch.randn(3, 80, 90), torch.tensor([90, 60, 31])
+    (before, out_lengths), (after, _) = model(feats, lengths), wide.eval()(feats, lengths)
+    for row, length in enumerate(out_lengths.tolist()):
+        assert torch.allclose(before[row, :length], after[row, :length], atol=1e-6)
+    assert wide_config.hidden_size == 28 and wide.rnn.hidden_size == 28
+    assert count_parameters(wide) > 2 * count_parameters(model)
+    with pytest.raises(ValueError, match="can only widen"):
+        widen_recurrent(model, config, 8)
+
+
 # ------------------------------------------------------------------------------------- training
 
 def epoch_rows(run_dir) -> list[dict]:
@@ -129,6 +145,19 @@ def test_tiny_model_overfits_four_words_and_writes_the_run_folder(trained_run):
     meta = json.loads((run.best_dir / "config.json").read_text())
     assert meta["model"]["architecture"] == "default" and meta["alphabet"]["blank"] == 28
     assert meta["metrics"]["wer"] == 0.0
+
+
+def test_init_from_with_a_larger_hidden_size_trains_the_widened_model(trained_model, word_corpus,
+                                                                      tmp_path):
+    config = TrainConfig(train=str(word_corpus), valid=str(word_corpus), model="tiny", epochs=1,
+                         batch_size=4, lr=1e-7, warmup_steps=0, augment=False, specaugment=False,
+                         workers=0, threads=1, init_from=str(trained_model), hidden_size=96,
+                         out=str(tmp_path / "wide"))
+    run = train(config)
+    assert epoch_rows(run.path)[-1]["wer"] == 0.0  # it still knows the four words
+    assert load_model(run.best_dir)[1].hidden_size == 96
+    with pytest.raises(ValueError, match="--num-layers 2: --init-from .* has 1"):
+        train(replace(config, num_layers=2, out=str(tmp_path / "deeper")))
 
 
 def test_bad_rows_are_skipped_counted_and_named(word_corpus, tmp_path):
