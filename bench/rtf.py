@@ -4,11 +4,12 @@
                                   [--model-dir seed=RUN/checkpoints/best ...]
 
 RTF = compute seconds / audio seconds of Recognizer.transcribe_wave (log-mel, model, greedy
-decoding; the file read is outside it), with torch.set_num_threads(1). Weights are random (seeded)
-unless --model-dir names a trained model directory for that model: the compute is the same either
-way. Two workloads: the FSDD clips of the held-out speaker one by one (short clips, about 0.4 s, where
-per-call overhead shows), and one long recording made by joining those clips (--long-s seconds; the
-Recognizer cuts it into chunks of at most 20 s). The last line is one JSON object.
+decoding, or with --lm each model directory's own decoding; the file read is outside it), with
+torch.set_num_threads(1). Weights are random (seeded) unless --model-dir names a trained model
+directory for that model: the compute is the same either way. Two workloads: the FSDD clips of the
+held-out speaker one by one (short clips, about 0.4 s, where per-call overhead shows), and one long
+recording made by joining those clips (--long-s seconds; the Recognizer cuts it into chunks of at
+most 20 s). The last line is one JSON object.
 """
 import argparse
 import statistics
@@ -20,11 +21,11 @@ import torch
 from _common import DEFAULT_DATA, emit, load, machine
 
 
-def recognizer_for(name: str, model_dir: str | None):
+def recognizer_for(name: str, model_dir: str | None, lm: bool):
     from srcore.model import build_model, preset
     from srcore.transcribe import Recognizer
     if model_dir:
-        return Recognizer.load(model_dir), f"trained ({model_dir})"
+        return Recognizer.load(model_dir, greedy=not lm), f"trained ({model_dir})"
     torch.manual_seed(0)
     config = preset(name)
     return Recognizer(build_model(config), config, Path(f"random-init:{name}")), "random init (seed 0)"
@@ -50,6 +51,8 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=200, help="short clips to transcribe")
     p.add_argument("--long-s", type=float, default=60.0, help="length of the joined recording")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--lm", action="store_true",
+                   help="decode as the model directory says (its word LM) rather than greedy")
     args = p.parse_args()
     torch.set_num_threads(1)
     from srcore.audio import read_audio
@@ -64,7 +67,7 @@ def main() -> None:
     print(f"machine: {info}", flush=True)
     results = {}
     for name in [m for m in args.models.split(",") if m]:
-        recognizer, weights = recognizer_for(name, dirs.get(name))
+        recognizer, weights = recognizer_for(name, dirs.get(name), args.lm)
         rate = recognizer.sample_rate
         short = [read_audio(u.path, rate) for u in clips]
         joined = torch.cat(short)
@@ -83,7 +86,8 @@ def main() -> None:
                          "short_audio_s": round(sum(w.numel() for w in short) / rate, 1),
                          "long_audio_s": round(long[0].numel() / rate, 1)}
         print(f"{name}: {results[name]}", flush=True)
-    emit({"benchmark": "rtf", "threads": torch.get_num_threads(), "decoder": "greedy",
+    decoder = "each model directory's" if args.lm else "greedy"
+    emit({"benchmark": "rtf", "threads": torch.get_num_threads(), "decoder": decoder,
           "cpus": info["cpus"], "load_before": info["load"], "load_after": load(), "results": results})
 
 
