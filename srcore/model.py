@@ -226,11 +226,11 @@ def widen_recurrent(model: DefaultModel, config: ModelConfig,
     for name, value in old_state.items():
         target = state[name]
         if name.startswith("rnn."):
-            target[gate_rows] = 0.0              # old units read nothing from the new ones
             if name.startswith(("rnn.bias", "rnn.weight_ih_l0")):
                 target[gate_rows] = value        # a bias, or layer 0 reading the front-end
             else:                                # reading this layer's units or the layer below's
                 columns = old_units if name.startswith("rnn.weight_hh") else both_directions
+                target[gate_rows] = 0.0          # old units read nothing from the new ones
                 target[gate_rows[:, None], columns] = value
         elif name == "head.weight":
             target.zero_()
