@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+import srcore.recipe
 from srcore.recipe import Budget, Recipe
 
 
@@ -79,3 +80,13 @@ def test_a_run_without_a_best_checkpoint_is_refused(tmp_path):
     r = recipe(tmp_path, use_run=str(tmp_path / "half-run"))
     with pytest.raises(FileNotFoundError, match="half-run: no checkpoints/best"):
         r.train()
+
+
+def test_missing_system_data_is_named_at_the_start_with_its_install_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(srcore.recipe, "SYSTEM_DATA", (
+        ((tmp_path / "absent", tmp_path / "also-absent"), "the LM loses a source", "apt-get install it"),
+        ((tmp_path / "absent", tmp_path), "nothing, this one is here", "apt-get install other")))
+    recipe(tmp_path, dry_run=True, stop_after="corpus")()
+    log = (tmp_path / "out" / "recipe.log").read_text().splitlines()
+    assert "warning: the LM loses a source (apt-get install it)" in log[1]
+    assert not any("other" in line for line in log)
