@@ -72,6 +72,7 @@ ASTERISK_TRANSCRIPTS = ("core-sounds-en.txt", "core-sounds-en.txt.gz")
 ASTERISK_SUFFIXES = (".wav", ".flac", ".ogg", ".g722", ".gsm")  # preferred first; the last two
 ASTERISK_SPEAKER = "asterisk-allison"                           # need ffmpeg
 ASTERISK_LICENSE = "CC BY-SA 3.0"
+ASTERISK_INSTALL = "apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en"
 ASTERISK_NOTE = re.compile(r"\[[^\]]*\]|<[^>]*>|\([^)]*\)")  # [beep], <beep ascending>, (note)
 ASTERISK_SAID = [  # written form -> what Allison says (symbols, acronyms, the transcripts' typos)
     (r"\*", " star "), (r"#", " pound "), (r"\bwww\.asterisk\.org\b", "w w w dot asterisk dot org"),
@@ -534,8 +535,7 @@ def default_source(kind: str) -> Path:
             if folder.is_dir():
                 return folder
         raise CorpusFormatError(f"no Asterisk sounds in {' or '.join(map(str, ASTERISK_SOUND_DIRS))}"
-                                f": apt-get install asterisk-core-sounds-en-wav "
-                                f"asterisk-core-sounds-en, or name SOUNDS_DIR")
+                                f": {ASTERISK_INSTALL}, or name SOUNDS_DIR")
     raise CorpusFormatError(f"name the {kind} source (SRC)")
 
 

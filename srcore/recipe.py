@@ -34,8 +34,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .importers import ASTERISK_SOUND_DIRS
-from .lm import FORTUNES_DIR
+from .importers import ASTERISK_INSTALL, ASTERISK_SOUND_DIRS
+from .lm import FORTUNES_DIR, SOURCES
 from .modelcard import manifest_label, public_training
 from .run import RunFolder
 
@@ -149,7 +149,7 @@ class Recipe:
         if self.run("srcore.data", "import", "asterisk", "--out", asterisk, check=False) == 0:
             add("asterisk", asterisk)
         else:
-            self.log("no Asterisk prompts (apt-get install asterisk-core-sounds-en-wav); going on")
+            self.log(f"no Asterisk prompts ({ASTERISK_INSTALL}); going on")
         fsdd, read = self.data / "fsdd" / "all.jsonl", self.data / "read-speech" / "all.jsonl"
         if fsdd.is_file():
             self.run("srcore.data", "split", fsdd, "--out", self.corpus / "fsdd", "--valid-speakers", "theo")
@@ -315,9 +315,9 @@ class Recipe:
 # Debian data the shipped model was made with: without it the recipe still runs, and says at its
 # start what its corpus or LM will lack: (folders, any of which will do; what is lost; the install)
 SYSTEM_DATA = (((FORTUNES_DIR,), "the LM's and the voices' text leaves out fortune-mod's sayings",
-                "apt-get install fortunes"),
+                SOURCES["fortunes"].install),
                (ASTERISK_SOUND_DIRS, "the corpus leaves out the Asterisk prompts (one real speaker)",
-                "apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en"))
+                ASTERISK_INSTALL))
 
 
 def missing_system_data() -> list[str]:
