@@ -299,6 +299,22 @@ def speakable_sentences(sources=PROSE_SOURCES, excludes=(), words=PROSE_WORDS, l
     return kept
 
 
+def kept_sentence_file(path, excludes=(), log=_log) -> list[str] | None:
+    """The sentences of an earlier `lm text` file at `path`, if there is one and it shares no text
+    with the `excludes` manifests; else None (write it anew). A corpus planned on a sentence file
+    keeps its clips only while the file stays the same (srcore.synth re-renders every clip whose
+    text changed), and a new text source on the machine would change it."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    decon = Decontaminator([t for m in excludes for t in manifest_texts(m)])
+    if not kept or any(decon.contaminated(normalize_text(s).split()) for s in kept):
+        log(f"lm text: {path} is empty or shares text with an --exclude manifest: writing it anew")
+        return None
+    return kept
+
+
 # --------------------------------------------------------------------------------------------
 # estimation: interpolated modified Kneser-Ney with count pruning
 
@@ -731,6 +747,9 @@ def main(argv=None) -> None:
                    help="JSON-lines manifest whose texts must not be spoken (repeatable)")
     x.add_argument("--words", type=int, nargs=2, default=list(PROSE_WORDS), metavar=("MIN", "MAX"),
                    help="sentence length in words")
+    x.add_argument("--keep", action="store_true",
+                   help="keep an existing --out that shares no text with the --exclude manifests "
+                   "(a corpus synthesized from it keeps its clips)")
     t = sub.add_parser("tune", help="grid-search decoding weights for WER")
     t.add_argument("--model", required=True, help="model directory")
     t.add_argument("--lm", required=True, help="LM folder (from build)")
@@ -759,6 +778,10 @@ def main(argv=None) -> None:
             build(args.out, sources, args.text, args.exclude, args.order, args.vocab, args.prune,
                   args.synth_sentences, args.min_count, command, sentence_files=args.sentences)
         elif args.command == "text":
+            kept = kept_sentence_file(args.out, args.exclude) if args.keep else None
+            if kept is not None:
+                _log(f"lm text: keeping {args.out} ({len(kept)} sentences; --keep)")
+                return
             sentences = speakable_sentences(args.source.split(","), args.exclude, tuple(args.words))
             if not sentences:
                 raise ValueError("no speakable sentence in " + args.source)

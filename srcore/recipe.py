@@ -137,7 +137,7 @@ class Recipe:
 
         sentences = self.corpus / "sentences.txt"  # natural prose for the voices, dev text excluded
         excludes = [arg for dev in self.dev for arg in ("--exclude", dev)]
-        self.run("srcore.lm", "text", "--out", sentences, *excludes)
+        self.run("srcore.lm", "text", "--out", sentences, "--keep", *excludes)  # the clips' plan
         for name, engines, hours in (("synth", FAST_ENGINES, b.synth_hours),
                                      ("kokoro", SLOW_ENGINES, b.kokoro_hours)):
             folder = self.corpus / name

@@ -124,6 +124,23 @@ def test_speakable_sentences_are_plain_prose_of_the_right_length():
                                         "Stubb asked, \u201cwhere are you going?\u201d coming near."]
 
 
+def test_a_kept_sentence_file_stays_unless_it_holds_dev_text(tmp_path):
+    manifest = tmp_path / "dev.jsonl"
+    manifest.write_text(json.dumps({"audio": "x.flac", "text": "Rice is often served in round bowls."})
+                        + "\n")
+    corpus = tmp_path / "sentences.txt"
+    assert lm.kept_sentence_file(corpus, [manifest]) is None  # none yet: write one
+    corpus.write_text("The old boat drifted past.\n\nShe sang all night long.\n", encoding="utf-8")
+    assert lm.kept_sentence_file(corpus, [manifest]) == ["The old boat drifted past.",
+                                                         "She sang all night long."]
+    lm.main(["text", "--out", str(corpus), "--keep", "--exclude", str(manifest)])
+    assert corpus.read_text(encoding="utf-8").startswith("The old boat")  # left as it was
+    corpus.write_text("I said that rice is often served in round bowls today.\n", encoding="utf-8")
+    logged = []
+    assert lm.kept_sentence_file(corpus, [manifest], log=logged.append) is None
+    assert "shares text with an --exclude manifest" in logged[0]
+
+
 def peaky(text: str, ambiguous: dict | None = None, faint=()) -> torch.Tensor:
     """Log-probs spelling `text`: two frames per character and a blank after each; for a
     position in `ambiguous`, the character there competes with another (slightly more likely);
