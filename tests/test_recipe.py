@@ -23,6 +23,7 @@ def test_dry_run_lists_the_stage_commands_in_order(tmp_path):
     modules = [c.split()[2] for c in ran]
     assert modules[:4] == ["srcore.lm", "srcore.data", "srcore.data", "srcore.data"]  # text, synth,
     assert ran[0].split()[3] == "text"                                               # kokoro, asterisk
+    assert "--keep" in ran[0].split()  # a rerun keeps the sentences its clips were planned on
     assert all(f"--sentences {ran[0].split('--out ')[1].split()[0]}" in c for c in ran[1:3])
     lm_build = next(i for i, c in enumerate(ran) if " srcore.lm build " in c)
     assert modules.index("srcore.train") < lm_build < modules.index("srcore.evaluate")
