@@ -243,6 +243,11 @@ class Decontaminator:
             elif len(words) >= 3:
                 self.whole.add(tuple(words))
 
+    @classmethod
+    def of_manifests(cls, manifests) -> Decontaminator:
+        """One for the texts of these JSON-lines manifests."""
+        return cls([text for manifest in manifests for text in manifest_texts(manifest)])
+
     def contaminated(self, words: list[str]) -> bool:
         if tuple(words) in self.whole:
             return True
@@ -285,7 +290,7 @@ def speakable(sentences, decon: Decontaminator | None = None, words=PROSE_WORDS,
 def speakable_sentences(sources=PROSE_SOURCES, excludes=(), words=PROSE_WORDS, log=_log) -> list[str]:
     """speakable() sentences of the named prose sources, none sharing a word n-gram with the
     texts of the `excludes` manifests."""
-    decon = Decontaminator([t for m in excludes for t in manifest_texts(m)])
+    decon = Decontaminator.of_manifests(excludes)
     kept, seen = [], set()
     for name in sources:
         try:
@@ -308,7 +313,7 @@ def kept_sentence_file(path, excludes=(), log=_log) -> list[str] | None:
     if not path.is_file():
         return None
     kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    decon = Decontaminator([t for m in excludes for t in manifest_texts(m)])
+    decon = Decontaminator.of_manifests(excludes)
     if not kept or any(decon.contaminated(normalize_text(s).split()) for s in kept):
         log(f"lm text: {path} is empty or shares text with an --exclude manifest: writing it anew")
         return None
@@ -509,7 +514,7 @@ def build(out, sources=("auto",), texts=(), excludes=(), order=DEFAULT_ORDER, vo
     names = []
     for name in sources:
         names += [n for n in (AUTO_SOURCES if name == "auto" else [name]) if n not in names]
-    decon = Decontaminator([t for m in excludes for t in manifest_texts(m)])
+    decon = Decontaminator.of_manifests(excludes)
     used, all_sentences, total_dropped = [], [], 0
     files = [f"text:{t}" for t in texts] + [f"lines:{f}" for f in sentence_files]
     for name in names + files:
