@@ -7,6 +7,7 @@ Port: $PORT or $GRADIO_SERVER_PORT (default 7860); host: $GRADIO_SERVER_NAME (de
 raises: problems come back as a message) and a named API endpoint for `gradio_client`.
 """
 import argparse
+import atexit
 import functools
 import logging
 import os
@@ -14,6 +15,7 @@ import queue
 import random
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -674,7 +676,7 @@ def build_model_tab(runs_dir, model_dir):
 #
 # A visitor's takes live in their session (gr.State, at the model's rate, at most MAX_TAKE_S each);
 # adapting writes them to a session folder, fine-tunes there and keeps the adapted model in it; the
-# folder is deleted with the session (the State's delete_callback).
+# folder is deleted with the session (the State's delete_callback) or when the server exits.
 
 PROMPTS = adaptation.PROMPTS
 
@@ -713,7 +715,12 @@ def keep_take(audio_path, number, takes: dict | None):
 
 
 def new_session_folder() -> str:
-    return tempfile.mkdtemp(prefix="srcore-voice-")
+    """A folder only this server's user can read, for one visitor's takes and adapted model; it
+    goes with the session (the State's delete_callback) or, at the latest, when the server exits
+    (sessions still open then are never closed)."""
+    folder = tempfile.mkdtemp(prefix="srcore-voice-")
+    atexit.register(remove_session_folder, folder)
+    return folder
 
 
 def remove_session_folder(folder) -> None:
@@ -907,6 +914,14 @@ def launch(demo: gr.Blocks, port: int | None = None, share: bool = False, **kwar
     return demo.launch(server_port=port, share=share, max_file_size=MAX_UPLOAD_MB * 2**20, **kwargs)
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (what a container or a Space sends to stop the server) an ordinary exit, so
+    the exit handlers run and no visitor's session folder stays behind."""
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def server_port() -> int:
     return int(os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT") or 7860)
 
@@ -934,6 +949,7 @@ def main(argv=None) -> None:
         get_recognizer(model_dir)  # load before the first visitor arrives
     else:
         log.warning("%s", missing_model_message(model_dir))
+    exit_on_sigterm()
     launch(page, server_port(), args.share)
 
 

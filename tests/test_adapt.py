@@ -2,6 +2,8 @@
 "Teach it your voice" handlers run end to end (gradio_client)."""
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -206,6 +208,25 @@ def test_session_folder_is_removed_with_the_session(tmp_path):
     other.mkdir()
     app.remove_session_folder(str(other))  # only the app's own session folders
     assert other.exists()
+
+
+def test_session_folders_go_when_the_server_exits():
+    """Sessions still open when the server stops are never closed: their folders (a visitor's
+    takes and adapted model) must not stay behind in the temporary directory, also when the
+    server is stopped with SIGTERM."""
+    def leftover(stop: str, exit_code: int) -> Path:
+        script = ("import app, os, signal, time; from pathlib import Path; app.exit_on_sigterm(); "
+                  "folder = Path(app.new_session_folder()); (folder / 'takes').mkdir(); "
+                  f"print(folder, flush=True); {stop}")
+        done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == exit_code, done.stderr
+        folder = Path(done.stdout.strip().splitlines()[-1])
+        assert folder.name.startswith("srcore-voice-")
+        return folder
+
+    assert not leftover("", 0).exists()  # an ordinary exit
+    assert not leftover("os.kill(os.getpid(), signal.SIGTERM); time.sleep(60)", 143).exists()
 
 
 def shifted_voice_manifest(folder: Path, shift: float) -> Path:

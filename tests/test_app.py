@@ -400,7 +400,8 @@ def test_twenty_simultaneous_transcriptions(server, word_corpus):
 
 
 def test_python_app_py_starts_without_the_shipped_model(tmp_path, word_corpus):
-    """`python app.py` on $PORT with a model that isn't there: it serves and explains."""
+    """`python app.py` on $PORT with a model that isn't there: it serves and explains, and SIGTERM
+    stops it as an ordinary exit."""
     port = free_port()
     env = {**os.environ, "PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
     process = subprocess.Popen([sys.executable, "app.py", "--model", str(tmp_path / "none"),
@@ -422,9 +423,12 @@ def test_python_app_py_starts_without_the_shipped_model(tmp_path, word_corpus):
         text, info, _ = Client(url, verbose=False).predict(
             handle_file(str(clip_paths(word_corpus)["go"])), api_name="/transcribe")
         assert text == "" and "not a model directory" in info
+        process.terminate()  # what a container's stop sends: an ordinary exit, exit handlers run
+        assert process.wait(timeout=20) == 143
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=20)
 
 
 def test_served_folders_keep_visitors_to_the_projects_files(trained_model, word_corpus, tmp_path):
