@@ -69,6 +69,11 @@ DIFF_TAGS = {"sub": "substitution", "del": "deletion", "ins": "insertion"}
 WARN = "⚠️ "
 MAX_TAKE_S = 15.0  # a "Teach it your voice" take is one prompt: longer recordings are refused
 TAKE_RATE = 16000  # takes are kept at this rate (every preset model reads 16 kHz; adapt_voice checks)
+PCM16_FULL_SCALE = 32767  # takes are kept as 16-bit samples
+TAKES_TTL_S = 3600  # a session's takes are dropped this long after the last one was kept
+SESSIONS_KEPT = 200  # sessions whose state the server holds (gradio's default, 10,000, x 20 takes
+#                      of 15 s each could hold gigabytes); the oldest go first
+CACHE_SWEEP_S, CACHE_AGE_S = 600, 3600  # uploads and served files older than this are deleted
 ADAPT_MINUTES = 2.0  # default time cap of one adaptation (--adapt-minutes)
 ADAPT_HELD_OUT = 4  # takes kept out of the fine-tuning to show before/after
 MIN_TRAINING_TAKES = 4  # takes the fine-tuning needs besides the held-out ones
@@ -205,17 +210,6 @@ def served_folders(model_dir, runs_dir, extra=()) -> ServedFolders:
         folders += [run.path] + [(run.path / config[k]).parent  # relative: to the run, not the cwd
                                  for k in ("train", "valid") if config.get(k)]
     return ServedFolders(tuple(Path(f).resolve() for f in folders if f))
-
-
-def served_only(utterances, served: ServedFolders, report: SkipReport) -> list:
-    """The utterances whose audio lies in the served folders; the others are skipped and counted."""
-    kept = []
-    for utt in utterances:
-        if served.allows(utt.path):
-            kept.append(utt)
-        else:
-            report.add(utt.path, "outside the served folders")
-    return kept
 
 
 def check_served(served: ServedFolders | None, path, what: str) -> None:
@@ -438,22 +432,31 @@ def diff_highlights(ref: str, hyp: str) -> list[tuple[str, str | None]]:
     return pieces[:-1]
 
 
-def choose_utterances(manifest, count: int, shuffle: bool):
+def choose_utterances(manifest, count: int, shuffle: bool, served: ServedFolders | None = None):
+    """Up to `count` usable clips of `manifest` (seeded shuffle) and the report of those skipped;
+    with `served`, a clip outside the served folders is skipped unopened."""
     report = SkipReport()
-    utterances = read_manifest(manifest, report=report)
+    utterances = read_manifest(manifest, report=report, allow=served and served.allows)
     if shuffle:
         utterances = random.Random(0).sample(utterances, len(utterances))
     return utterances[:max(1, int(count))], report
 
 
-def summary_markdown(counts: ErrorCounts, rows: list, report: SkipReport) -> str:
+def skipped_examples(report: SkipReport, manifest) -> str:
+    """The first few skipped clips and why, paths named relative to the manifest's folder (an
+    uploaded manifest's server folder is no business of the visitor's)."""
+    folder = str(Path(manifest).parent) + os.sep
+    return "; ".join(example.replace(folder, "") for example in report.examples[:3])
+
+
+def summary_markdown(counts: ErrorCounts, rows: list, report: SkipReport, manifest) -> str:
     audio_s = sum(row["audio_s"] for row in rows)
     compute_s = sum(row["elapsed_s"] for row in rows)
     text = (f"**WER {100 * counts.wer:.1f} %** · **CER {100 * counts.cer:.1f} %** over "
             f"{len(rows)} clips ({counts.words} words, {audio_s:.1f} s of audio, "
             f"{compute_s / max(audio_s, 1e-9):.3f}× real time)")
     if report.total:
-        text += f"\n\n{WARN}{report.summary()}: " + "; ".join(report.examples[:3])
+        text += f"\n\n{WARN}{report.summary()}: " + skipped_examples(report, manifest)
     return text
 
 
@@ -467,28 +470,26 @@ def validate(manifest, count: float = DEFAULT_SAMPLES, shuffle: bool = False,
         raise UserError("Choose a validation manifest or upload a .jsonl file.")
     check_served(served, manifest, "The manifest")
     try:
-        utterances, report = choose_utterances(manifest, count, shuffle)
+        utterances, report = choose_utterances(manifest, count, shuffle, served)
     except FileNotFoundError:
         raise UserError(f"{manifest}: manifest not found.") from None
     except ValueError:  # not UTF-8: the reader's message names the server path, this one doesn't
         raise UserError(f"{Path(manifest).name} is not a JSON-lines text file (UTF-8).") from None
     if not utterances:
         raise UserError(f"{Path(manifest).name} has no usable clips ({report.summary()}: "
-                        + "; ".join(report.examples[:3]) + ").")
-    if served is not None:
-        utterances = served_only(utterances, served, report)
+                        f"{skipped_examples(report, manifest)}).")
     recognizer = get_recognizer(model_dir, beam_width(decoding, beam_size))
     rows, counts = score_utterances(recognizer, utterances, report,
                                     lambda items: progress.tqdm(items, desc="scoring"))
     if not rows:  # never "WER 0.0 % over 0 clips"
         raise UserError(f"None of the clips of {Path(manifest).name} could be scored "
-                        f"({report.summary()}: " + "; ".join(report.examples[:3]) + ").")
+                        f"({report.summary()}: {skipped_examples(report, manifest)}).")
     table = [[i, row["audio_s"], row["ref"], row["hyp"], row["wer"], row["cer"]]
              for i, row in enumerate(rows, 1)]
     diffs = []
     for i, row in enumerate(rows, 1):
         diffs += [(f"{i}. ", None), *diff_highlights(row["ref"], row["hyp"]), ("\n", None)]
-    return table, diffs, summary_markdown(counts, rows, report), rows
+    return table, diffs, summary_markdown(counts, rows, report, manifest), rows
 
 
 @shows_errors(lambda message: (None, [(message, None)]))
@@ -706,12 +707,18 @@ def keep_take(audio_path, number, takes: dict | None):
                              f"A take is one prompt read aloud, at most {MAX_TAKE_S:.0f} s.")
     if wave.numel() < MIN_AUDIO_S * TAKE_RATE or is_silent(wave):
         raise UserError(f"{name} is silent or too short: read the prompt aloud and record again.")
-    takes[index] = wave.numpy()
+    takes[index] = stored_take(wave)
     following = next((i for i in range(index + 1, len(PROMPTS)) if i not in takes),
                      next((i for i in range(len(PROMPTS)) if i not in takes), index))
     status = f"Kept a {wave.numel() / TAKE_RATE:.1f} s take of prompt {index + 1}; " \
              f"{len(takes)} of {len(PROMPTS)} recorded."
     return takes, takes_rows(takes), following + 1, status
+
+
+def stored_take(wave: torch.Tensor) -> np.ndarray:
+    """A take as the session keeps it: 16-bit samples, half the memory of floats (a microphone
+    take holds no more than that)."""
+    return (wave.clamp(-1.0, 1.0) * PCM16_FULL_SCALE).round().to(torch.int16).numpy()
 
 
 def new_session_folder() -> str:
@@ -734,7 +741,7 @@ def write_takes(takes: dict, folder: Path) -> list[Utterance]:
     utterances = []
     for index in sorted(takes):
         path = folder / f"prompt_{index + 1:02d}.wav"
-        write_audio(path, takes[index], TAKE_RATE)
+        write_audio(path, takes[index].astype(np.float32) / PCM16_FULL_SCALE, TAKE_RATE)
         utterances.append(Utterance(str(path), PROMPTS[index], takes[index].size / TAKE_RATE,
                                     "you"))
     return utterances
@@ -839,7 +846,7 @@ def build_voice_tab(model_state, allowed: bool, cfg: AdaptConfig):
                 f"{cfg.minutes:g} min, keeping {cfg.held_out} takes aside to show the difference. "
                 "Your recordings and your adapted model stay in your session only and are "
                 "deleted when you leave. One adaptation runs at a time; others wait in line.")
-    takes = gr.State({})
+    takes = gr.State({}, time_to_live=TAKES_TTL_S)
     folder = gr.State(None, delete_callback=remove_session_folder)
     with gr.Row():
         with gr.Column(scale=3):
@@ -884,7 +891,8 @@ def build_demo(model_dir=None, runs_dir=DEFAULT_RUNS_DIR, data_dirs=(), allow_ad
     allow_adapt = adapt_allowed_by_default() if allow_adapt is None else allow_adapt
     model_dir = str(model_dir or DEFAULT_MODEL_DIR)
     runs_dir = str(runs_dir) if runs_dir else None
-    with gr.Blocks(title="srcore speech recognition", analytics_enabled=False) as demo:
+    with gr.Blocks(title="srcore speech recognition", analytics_enabled=False,
+                   delete_cache=(CACHE_SWEEP_S, CACHE_AGE_S)) as demo:
         gr.Markdown("# Speech recognition")
         header = gr.Markdown(describe_model(model_dir), elem_id="model-status")
         model_state = gr.State(model_dir)
@@ -910,8 +918,10 @@ def build_demo(model_dir=None, runs_dir=DEFAULT_RUNS_DIR, data_dirs=(), allow_ad
 
 
 def launch(demo: gr.Blocks, port: int | None = None, share: bool = False, **kwargs):
-    """Start the server with the app's upload limit; returns what gr.Blocks.launch returns."""
-    return demo.launch(server_port=port, share=share, max_file_size=MAX_UPLOAD_MB * 2**20, **kwargs)
+    """Start the server with the app's upload and session limits; returns what gr.Blocks.launch
+    returns."""
+    return demo.launch(server_port=port, share=share, max_file_size=MAX_UPLOAD_MB * 2**20,
+                       state_session_capacity=SESSIONS_KEPT, **kwargs)
 
 
 def exit_on_sigterm() -> None:

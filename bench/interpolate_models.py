@@ -13,7 +13,6 @@ The directory gets TUNED's LM and decoding.json; its token prior is TUNED's, so 
         --prior-from SYNTHETIC_VALID --write runs/soup/decoding.json
 """
 import argparse
-import shutil
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from _common import REPO  # noqa: F401 (puts the repository on sys.path)
 
 from srcore.adapt import keep_share
 from srcore.checkpoint import load_model, write_model_dir
+from srcore.decoding import DECODING_FILE, LM_DIR
 from srcore.model import widen_recurrent
 
 
@@ -49,13 +49,8 @@ def main() -> None:
     tuned, tuned_config = load_model(args.tuned)
     keep_share(tuned, widened_start(base, base_config, tuned, tuned_config), args.keep)
     out = write_model_dir(args.out, tuned, tuned_config,
-                          {"interpolated": {"base": args.base, "tuned": args.tuned, "keep": args.keep}})
-    for name in ("lm", "decoding.json"):
-        source = Path(args.tuned) / name
-        if source.is_dir():
-            shutil.copytree(source, out / name)
-        elif source.is_file():
-            shutil.copy(source, out / name)
+                          {"interpolated": {"base": args.base, "tuned": args.tuned, "keep": args.keep}},
+                          companions=[Path(args.tuned) / LM_DIR, Path(args.tuned) / DECODING_FILE])
     print(f"wrote {out} (keep {args.keep} of {args.base} -> {args.tuned}); re-tune its decoding")
 
 

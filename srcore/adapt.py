@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -278,13 +277,8 @@ def write_adapted(base: Path, model: nn.Module, config, result: AdaptResult, cfg
                "seconds": round(result.seconds, 1), "replay_clips": replay_clips,
                "config": asdict(cfg), "earlier": meta.get("adapted")}
     extra = {k: v for k, v in meta.items() if k not in ("srcore_version", "model", "alphabet")}
-    write_model_dir(result.model_dir, model, config, {**extra, "adapted": adapted})
-    for name in (LM_DIR, DECODING_FILE):
-        source = base / name
-        if source.is_dir():
-            shutil.copytree(source, result.model_dir / name)
-        elif source.is_file():
-            shutil.copy2(source, result.model_dir / name)
+    write_model_dir(result.model_dir, model, config, {**extra, "adapted": adapted},
+                    companions=[base / LM_DIR, base / DECODING_FILE])
 
 
 def write_card(base: Path, result: AdaptResult) -> None:

@@ -34,8 +34,11 @@ class CheckpointWriteError(OSError):
 
 
 def write_model_dir(directory, model: torch.nn.Module, config: ModelConfig,
-                    extra: dict | None = None, resume_state: dict | None = None) -> Path:
-    """Atomically (re)write a model directory; `extra` goes into config.json (metrics, training)."""
+                    extra: dict | None = None, resume_state: dict | None = None,
+                    companions=()) -> Path:
+    """Atomically (re)write a model directory; `extra` goes into config.json (metrics, training).
+    `companions`, files or folders (another model's LM and decoding settings), are copied in under
+    their own names before the swap: they may lie in the directory being replaced."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.with_name(directory.name + ".new")
@@ -43,6 +46,7 @@ def write_model_dir(directory, model: torch.nn.Module, config: ModelConfig,
     try:
         staging.mkdir()
         _write_files(staging, model, config, extra, resume_state)
+        _copy_companions(staging, companions)
     except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)  # never a truncated copy beside the good one
         raise CheckpointWriteError(f"could not write {directory}: {write_failure(exc)} (nothing "
@@ -59,6 +63,14 @@ def _write_files(staging: Path, model, config: ModelConfig, extra, resume_state)
     if resume_state is not None:
         with open(staging / RESUME_FILE, "wb") as f:  # through Python: a failed write is an OSError
             torch.save(resume_state, f)
+
+
+def _copy_companions(staging: Path, companions) -> None:
+    for source in map(Path, companions):
+        if source.is_dir():
+            shutil.copytree(source, staging / source.name)
+        elif source.is_file():
+            shutil.copy2(source, staging / source.name)
 
 
 def write_failure(exc: BaseException) -> str:

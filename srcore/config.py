@@ -188,6 +188,20 @@ def as_stored_then(cls, stored: dict) -> dict:
     return filled
 
 
+ARCHITECTURE_FIELDS = ("model", "hidden_size", "num_layers", "conv_channels")  # fixed by a run's start
+
+
+def resume_mismatch(saved: dict, cfg: TrainConfig) -> str | None:
+    """Why `cfg` cannot resume the run whose config.json holds `saved` (it names another
+    architecture), or None when it can."""
+    for name in ARCHITECTURE_FIELDS:
+        if saved.get(name, getattr(cfg, name)) != getattr(cfg, name):
+            flag = "--" + name.replace("_", "-")
+            return (f"--resume with {flag} {getattr(cfg, name)}, but this run trains {flag} "
+                    f"{saved[name]} (leave {flag} out, or start a new run)")
+    return None
+
+
 def config_from_dict(cls, values: dict, source: str = "config", base=None):
     """A config dataclass from a dict (as json.loads of config.json gives it): nested dicts become
     nested dataclasses, lists pairs; unknown fields are an error. Fields the dict leaves out take
@@ -231,7 +245,10 @@ def _merge(base: dict, updates: dict) -> dict:
 
 def config_from_args(cls, args: argparse.Namespace, config_file: str | None = None):
     """The config of --config FILE (if any) overridden by the flags that were given."""
-    values = json.loads(Path(config_file).read_text(encoding="utf-8")) if config_file else {}
+    try:
+        values = json.loads(Path(config_file).read_text(encoding="utf-8")) if config_file else {}
+    except OSError as exc:  # json's own errors are ValueErrors that name the line
+        raise ValueError(f"{config_file}: {exc.strerror or exc}") from None
     return config_from_dict(cls, _merge(values, _nested_updates(cls, args)), config_file or "config")
 
 

@@ -58,7 +58,10 @@ def combine_manifests(sources, out) -> dict:
 
 
 def _combine_command(args) -> None:
-    print(combine_manifests(args.manifests, args.out))
+    try:
+        print(combine_manifests(args.manifests, args.out))
+    except (ValueError, FileNotFoundError) as exc:
+        sys.exit(f"error: {exc}")
 
 
 def add_combine_cli(subparsers) -> None:

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import HUB_TOKEN_ENV, TRAIN_MODULE, TrainConfig, config_from_dict, config_to_arguments
+from .config import HUB_TOKEN_ENV, TRAIN_MODULE, TrainConfig, config_from_dict, config_to_arguments, resume_mismatch
 from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
 from .run import FINISHED, RUNNING, STALE, STOPPED, RunFolder, pid_alive, tail
 
@@ -137,10 +137,13 @@ def start_training(root, name: str, options: dict, resume: bool = False) -> Laun
     for role in ("train", "valid"):
         config[role] = check_manifest(config.get(role), role)
     try:
-        full_config = asdict(config_from_dict(TrainConfig, config, "options"))
+        train_config = config_from_dict(TrainConfig, config, "options")
     except TypeError as exc:
         raise LaunchError(f"bad training options: {exc}") from None
-    return launch(run, train_arguments(config), full_config)
+    problem = resume and run.config_path.is_file() and resume_mismatch(run.read_config(), train_config)
+    if problem:  # before launch() rewrites config.json: the run's own architecture is kept
+        raise LaunchError(f"{run.name}: {problem}")
+    return launch(run, train_arguments(config), asdict(train_config))
 
 
 def check_manifest(path, role: str) -> str:

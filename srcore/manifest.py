@@ -52,6 +52,7 @@ class SkipReport:
 
 
 AUDIO_KEYS = ("key", "audio_filepath")  # native, NeMo
+OUTSIDE_ALLOWED = "outside the folders it may read"  # the skip reason of a path `allow` refuses
 
 
 def _audio_key(row: dict) -> str:
@@ -72,7 +73,19 @@ def _stored_duration(row: dict) -> float | None:
     return None
 
 
-def _check_row(row: dict, root: Path, max_duration: float, check_audio: bool) -> Utterance:
+def _usable_path(path: Path, allow) -> None:
+    """Raise ValueError unless `path` is a file the reader may open. `allow` is checked first,
+    so a path it refuses is never looked at (its existence or size is not revealed)."""
+    try:
+        if allow is not None and not allow(path):
+            raise ValueError(OUTSIDE_ALLOWED)
+        if not path.is_file():
+            raise ValueError("missing audio file")
+    except OSError as exc:  # a name too long, a folder it may not read
+        raise ValueError(f"unusable audio path ({exc.strerror or type(exc).__name__})") from None
+
+
+def _check_row(row: dict, root: Path, max_duration: float, check_audio: bool, allow=None) -> Utterance:
     """Validate one manifest row; raise ValueError with the reason if it can't be used. A stored
     duration is trusted (the audio is opened at load time) unless `check_audio`."""
     if not isinstance(row, dict):
@@ -81,8 +94,7 @@ def _check_row(row: dict, root: Path, max_duration: float, check_audio: bool) ->
     path = path if path.is_absolute() else root / path
     if not normalize_text(row["text"]):
         raise ValueError("empty transcript")
-    if not path.is_file():
-        raise ValueError("missing audio file")
+    _usable_path(path, allow)
     duration = _stored_duration(row)
     if duration is None or check_audio:
         try:
@@ -97,10 +109,12 @@ def _check_row(row: dict, root: Path, max_duration: float, check_audio: bool) ->
     return Utterance(str(path), row["text"], round(duration, 3), str(row.get("speaker", "")))
 
 
-def read_manifest(manifest, max_duration: float = MAX_DURATION_S,
-                  report: SkipReport | None = None, check_audio: bool = False) -> list[Utterance]:
+def read_manifest(manifest, max_duration: float = MAX_DURATION_S, report: SkipReport | None = None,
+                  check_audio: bool = False, allow=None) -> list[Utterance]:
     """All usable utterances of a manifest; bad rows are skipped and counted in `report`.
-    `check_audio` opens every clip's header even where the row stores its duration."""
+    `check_audio` opens every clip's header even where the row stores its duration. `allow`
+    (path -> bool), if given, decides which audio paths may be opened at all: the others are
+    skipped as OUTSIDE_ALLOWED before anything looks at them."""
     manifest = Path(manifest)
     if manifest.is_dir():
         raise FileNotFoundError(f"{manifest}: a folder, not a manifest (a .jsonl file)")
@@ -122,7 +136,7 @@ def read_manifest(manifest, max_duration: float = MAX_DURATION_S,
         where = f"{manifest}:{line_no}"
         try:
             row = json.loads(line)
-            utterances.append(_check_row(row, root, max_duration, check_audio))
+            utterances.append(_check_row(row, root, max_duration, check_audio, allow))
             continue
         except json.JSONDecodeError:
             report.add(where, "not valid JSON")

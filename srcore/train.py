@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoint import CheckpointWriteError, load_model, load_resume_state, unwrap, write_model_dir
-from .config import LR_SCHEDULES, TrainConfig, add_config_arguments, config_from_args
+from .config import LR_SCHEDULES, TrainConfig, add_config_arguments, config_from_args, resume_mismatch
 from .dataset import BucketBatchSampler, SpeechDataset, collate, drop_unalignable
 from .decoding import greedy_decode
 from .features import SpecAugment
@@ -607,12 +607,9 @@ def record_failure(run: RunFolder, exc: BaseException, step: int) -> None:
 
 def check_resumable(run: RunFolder, cfg: TrainConfig) -> None:
     """--resume must name the architecture the run was trained with; refuse before any write."""
-    saved = run.read_config() if cfg.resume else {}
-    for name in ("model", "hidden_size", "num_layers", "conv_channels"):
-        if saved.get(name, getattr(cfg, name)) != getattr(cfg, name):
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{run.path}: --resume with {flag} {getattr(cfg, name)}, but this run "
-                             f"trains {flag} {saved[name]} (leave {flag} out, or start a new run)")
+    problem = resume_mismatch(run.read_config(), cfg) if cfg.resume else None
+    if problem:
+        raise ValueError(f"{run.path}: {problem}")
 
 
 def absolute_paths(cfg: TrainConfig) -> TrainConfig:
@@ -699,10 +696,10 @@ def main(argv=None) -> None:
     cfg = parse_args(argv)
     try:
         train(cfg)
-    except (ValueError, RunInUse, FloatingPointError) as exc:  # the log has the traceback
-        sys.exit(f"error: {exc}")
     except CheckpointWriteError:  # the log has said why, in one line
         sys.exit(1)
+    except (ValueError, RunInUse, FloatingPointError, FileNotFoundError) as exc:  # a missing
+        sys.exit(f"error: {exc}")  # manifest or --init-from, bad data; the log has the traceback
 
 
 if __name__ == "__main__":

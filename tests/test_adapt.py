@@ -94,6 +94,24 @@ def test_frozen_layers_keep_their_weights(trained_model, new_voice, tmp_path):
         adapt.learning_parameters(adapted, "decoder")
 
 
+def test_adapting_a_model_into_its_own_directory_keeps_its_lm(trained_model, new_voice, tmp_path):
+    """A second adaptation in the app reads and writes the visitor's adapted model: its LM and
+    decoding settings must survive the directory being replaced."""
+    import shutil
+    model = tmp_path / "mine"
+    shutil.copytree(trained_model, model)
+    (model / "lm").mkdir(exist_ok=True)
+    (model / "lm" / "lexicon.txt").write_text("yes y e s |\n")
+    (model / "decoding.json").write_text('{"decoder": "greedy", "marker": 1}')
+    learn, _ = new_voice
+    cfg = AdaptConfig(max_steps=2, held_out=0, augment=False, threads=1)
+    for _ in range(2):
+        adapt.adapt(model, read_manifest(learn), model, cfg)
+        assert (model / "lm" / "lexicon.txt").read_text() == "yes y e s |\n"
+        assert json.loads((model / "decoding.json").read_text())["marker"] == 1
+    assert read_config(model)["adapted"]["earlier"]["steps"] == 2
+
+
 def test_keep_moves_the_weights_back_towards_the_start():
     model = torch.nn.Linear(3, 2)
     start = {name: tensor.clone() for name, tensor in model.state_dict().items()}
@@ -188,6 +206,19 @@ def test_voice_tab_refuses_too_few_takes_and_bad_audio(tmp_path):
     write_audio(long, np.random.default_rng(0).normal(0, 0.1, 20 * SAMPLE_RATE).astype(np.float32),
                 SAMPLE_RATE)
     assert "at most 15 s" in app.keep_take(str(long), 1, {})[-1]
+
+
+def test_takes_are_kept_as_16_bit_samples_and_written_back_as_heard(tmp_path):
+    import app
+    wave = np.random.default_rng(1).normal(0, 0.1, 2 * SAMPLE_RATE).astype(np.float32)
+    clip = tmp_path / "take.wav"
+    write_audio(clip, wave, SAMPLE_RATE)
+    takes, *_ = app.keep_take(str(clip), 3, {})
+    assert list(takes) == [2] and takes[2].dtype == np.int16  # half the memory of float32
+    (utterance,) = app.write_takes(takes, tmp_path / "written")
+    from srcore.audio import read_audio
+    again = read_audio(utterance.path, SAMPLE_RATE).numpy()
+    assert utterance.text == app.PROMPTS[2] and np.abs(again - np.clip(wave, -1, 1)).max() < 1e-3
 
 
 def test_voice_tab_is_off_on_a_space_unless_allowed(monkeypatch):

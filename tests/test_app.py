@@ -399,6 +399,17 @@ def test_twenty_simultaneous_transcriptions(server, word_corpus):
     assert time.perf_counter() - started < 60
 
 
+def test_the_server_bounds_what_visitors_leave_behind(monkeypatch):
+    """Uploads and served files are swept after an hour; the sessions held in memory (each may
+    keep minutes of takes) are capped."""
+    assert app.demo.delete_cache == (app.CACHE_SWEEP_S, app.CACHE_AGE_S)
+    launched = {}
+    monkeypatch.setattr(app.demo, "launch", lambda **kwargs: launched.update(kwargs))
+    app.launch(app.demo, 7860)
+    assert launched["state_session_capacity"] == app.SESSIONS_KEPT
+    assert launched["max_file_size"] == app.MAX_UPLOAD_MB * 2**20
+
+
 def test_python_app_py_starts_without_the_shipped_model(tmp_path, word_corpus):
     """`python app.py` on $PORT with a model that isn't there: it serves and explains, and SIGTERM
     stops it as an ordinary exit."""
@@ -447,11 +458,14 @@ def test_served_folders_keep_visitors_to_the_projects_files(trained_model, word_
             for r in map(json.loads, word_corpus.read_text().splitlines())]
     clip = elsewhere / "yes.wav"
     clip.write_bytes(Path(rows[0]["key"]).read_bytes())
-    mixed.write_text("".join(json.dumps(r) + "\n" for r in rows + [{"key": str(clip), "text": "yes"}]))
+    # an outside path that exists and one that does not read alike: the app is no file-finder
+    probes = [{"key": str(clip), "text": "yes"}, {"key": str(elsewhere / "none.wav"), "text": "no"}]
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in rows + probes))
     table, _, summary, samples = app.validate(str(mixed), 10, False, app.GREEDY, 16,
                                               str(trained_model), served=served)
     assert len(table) == len(rows) and str(clip) not in {s["key"] for s in samples}
-    assert "1 outside the served folders" in summary
+    assert "2 outside the folders it may read" in summary and "missing" not in summary
+    assert str(mine) not in summary and "mixed.jsonl:" in summary  # rows named, not server paths
     status = app.choose_model(str(elsewhere), str(trained_model), None, served)[2]
     assert "outside the folders this app serves" in status
 

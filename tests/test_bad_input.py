@@ -103,6 +103,23 @@ def test_train_cli_trains_on_the_good_and_counts_the_bad(inputs, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "best" / "model.safetensors").is_file()
 
 
+@pytest.mark.parametrize("command, missing", [
+    (["srcore.train", "--train", "{gone}", "--valid", "{good}"], "{gone}"),
+    (["srcore.train", "--config", "{gone}"], "{gone}"),
+    (["srcore.train", "--train", "{good}", "--valid", "{good}", "--init-from", "{gone}"], "{gone}"),
+    (["srcore.data", "combine", "{good}", "{gone}", "--out", "{out}"], "{gone}"),
+])
+def test_a_missing_input_file_is_one_line_naming_it(inputs, tmp_path, command, missing):
+    good, _ = inputs
+    names = {"gone": tmp_path / "gone.jsonl", "out": tmp_path / "out.jsonl",
+             "good": manifest_of(tmp_path, good, {})}
+    module, *args = [part.format(**names) for part in command]
+    done = run_cli(module, *args, *(["--model", "tiny", "--out", tmp_path / "run"]
+                                   if module == "srcore.train" else []))
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert missing.format(**names) in done.stderr.strip().splitlines()[-1]
+
+
 @pytest.fixture(scope="module")
 def client(trained_model):
     from gradio_client import Client

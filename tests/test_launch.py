@@ -61,6 +61,17 @@ def test_start_refuses_missing_manifests_and_existing_runs(tmp_path, word_corpus
     assert not (tmp_path / "x").exists()
 
 
+def test_resume_with_another_architecture_is_refused_before_the_config_changes(tmp_path, word_corpus):
+    """The dashboard's resume tick with the form set to another model: refused, and the run's
+    config.json (what every later resume reads) still names its own architecture."""
+    run = RunFolder(tmp_path / "taken").create()
+    run.write_config({"model": "default", "hidden_size": 256})
+    with pytest.raises(launch.LaunchError, match="this run trains --model default"):
+        launch.start_training(tmp_path, "taken", endless_options(word_corpus), resume=True)
+    assert run.read_config() == {"model": "default", "hidden_size": 256}
+    assert not (run.path / launch.CONSOLE_LOG).exists()  # nothing started
+
+
 def test_stop_saves_a_checkpoint_and_resume_continues(tmp_path, word_corpus):
     # workers=1: the data-loader worker must not turn the stop into a failure
     started = launch.start_training(tmp_path / "runs", "stop me", endless_options(word_corpus, workers=1))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from srcore.manifest import SkipReport, read_manifest
+from srcore.manifest import OUTSIDE_ALLOWED, SkipReport, read_manifest
 
 
 @pytest.fixture
@@ -27,6 +27,7 @@ def write_rows(path, rows, prefix=""):
     ({"key": "a.wav", "text": 123}, "'text' must be a string"),
     ({"key": "a.wav", "text": ["zero"]}, "'text' must be a string"),
     ({"key": "a.wav", "text": "?!"}, "empty transcript"),
+    ({"key": "x" * 5000 + ".wav", "text": "x"}, "unusable audio path"),  # a name too long
     (["a.wav", "x"], "not a JSON object"),
 ])
 def test_malformed_rows_are_skipped_with_their_reason(tmp_path, clip, row, reason):
@@ -54,3 +55,21 @@ def test_unreadable_manifests_are_one_error_naming_the_file(tmp_path, clip):
         read_manifest(tmp_path / "latin1.jsonl")
     with pytest.raises(FileNotFoundError, match="a folder, not a manifest"):
         read_manifest(tmp_path)
+
+
+def test_paths_allow_refuses_are_skipped_alike_existing_or_not(tmp_path, clip):
+    """What `allow` refuses is skipped with one reason whether or not it exists (a reader
+    that may only open some folders must not tell which files exist elsewhere)."""
+    opened = []
+
+    def allow(path):
+        opened.append(path.name)
+        return path.name == "a.wav"
+
+    sf.write(tmp_path / "b.wav", np.full(8000, 0.1, np.float32), 16000)
+    manifest = write_rows(tmp_path / "m.jsonl", [{"key": "a.wav", "text": "fine"},
+                                                 {"key": "b.wav", "text": "exists"},
+                                                 {"key": "c.wav", "text": "does not"}])
+    report = SkipReport()
+    assert [u.text for u in read_manifest(manifest, report=report, allow=allow)] == ["fine"]
+    assert report.reasons == {OUTSIDE_ALLOWED: 2} and opened == ["a.wav", "b.wav", "c.wav"]
