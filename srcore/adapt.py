@@ -39,7 +39,7 @@ import torch.nn as nn
 
 from .checkpoint import load_model, read_config, resolve_model_dir, write_model_dir
 from .config import AdaptConfig, add_config_arguments, config_from_args
-from .dataset import SpeechDataset, collate
+from .dataset import Batch, SpeechDataset, collate
 from .decoding import DECODING_FILE, LM_DIR
 from .evaluate import score_utterances
 from .features import SpecAugment
@@ -157,7 +157,7 @@ def warp_losses(model: nn.Module, config, takes: list, warps=VTLN_WARPS) -> dict
     for warp in warps:
         clips = SpeechDataset(takes, warped(config, warp).features, None, trim_silence=True)
         batch = collate([clips[(i, 0)] for i in range(len(clips))])
-        if batch is None:
+        if not isinstance(batch, Batch):
             raise ValueError("none of the takes could be read")
         losses[warp] = float(compute_loss(model, batch, criterion)[0])
     return losses
@@ -206,7 +206,7 @@ def fine_tune(model: nn.Module, config, takes: list, cfg: AdaptConfig, replay: l
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg)
         batch = draw_batch(rng, take_set, cfg.batch_size, step, general, cfg.replay_batch)
-        if batch is None:
+        if not isinstance(batch, Batch):  # none of the drawn clips could be read
             continue
         loss, _, _ = compute_loss(model, batch, criterion, specaugment, amp_dtype)
         if anchor is not None:

@@ -156,7 +156,7 @@ class SpeechDataset(Dataset):
                 wave = self._cached(index) if self.cached else self._read(utt.path)
             except AudioError as exc:  # vanished or broke after the manifest was checked
                 self._skip(utt.path, exc)
-                return None
+                return Unreadable((utt.path,))
             if wave is None:
                 return None
             warp = 1.0
@@ -170,6 +170,13 @@ class SpeechDataset(Dataset):
         return feats, torch.tensor(self.targets[index]), utt.duration, self.texts[index]
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """Clips found unreadable while loading (a dataset item of one, or a batch with nothing else
+    in it), so that the trainer can count them whatever process loaded them."""
+    paths: tuple = ()
+
+
 @dataclass
 class Batch:
     feats: torch.Tensor  # (batch, n_mels, frames), zero padded
@@ -178,24 +185,28 @@ class Batch:
     target_lengths: torch.Tensor
     audio_seconds: float
     texts: list
+    unreadable: tuple = ()  # paths of the clips left out of it because they could not be read
 
     def to(self, device) -> "Batch":
         return Batch(self.feats.to(device, non_blocking=True), self.feat_lengths,
                      self.targets.to(device, non_blocking=True), self.target_lengths,
-                     self.audio_seconds, self.texts)
+                     self.audio_seconds, self.texts, self.unreadable)
 
 
-def collate(items) -> Batch | None:
-    items = [it for it in items if it is not None]
+def collate(items) -> Batch | Unreadable:
+    """Items -> a padded Batch; unreadable ones (None: already counted when caching; Unreadable:
+    found now) are left out, and an Unreadable stands for a batch with nothing left."""
+    unreadable = tuple(path for it in items if isinstance(it, Unreadable) for path in it.paths)
+    items = [it for it in items if it is not None and not isinstance(it, Unreadable)]
     if not items:
-        return None
+        return Unreadable(unreadable)
     feats, targets, seconds, texts = zip(*items)
     lengths = torch.tensor([f.shape[-1] for f in feats])
     padded = torch.zeros(len(feats), feats[0].shape[0], int(lengths.max()))
     for i, f in enumerate(feats):
         padded[i, :, : f.shape[-1]] = f
     return Batch(padded, lengths, torch.nn.utils.rnn.pad_sequence(targets, batch_first=True),
-                 torch.tensor([len(t) for t in targets]), float(sum(seconds)), list(texts))
+                 torch.tensor([len(t) for t in targets]), float(sum(seconds)), list(texts), unreadable)
 
 
 class BucketBatchSampler:

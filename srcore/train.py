@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointWriteError, load_model, load_resume_state, unwrap, write_model_dir
 from .config import LR_SCHEDULES, TrainConfig, add_config_arguments, config_from_args, resume_mismatch
-from .dataset import BucketBatchSampler, SpeechDataset, collate, drop_unalignable
+from .dataset import Batch, BucketBatchSampler, SpeechDataset, Unreadable, collate, drop_unalignable
 from .decoding import greedy_decode
 from .features import SpecAugment
 from .manifest import SkipReport, read_manifest
@@ -51,6 +51,8 @@ class TrainState:
     epoch_batches: int = 0
     epoch_audio_s: float = 0.0
     epoch_train_s: float = 0.0
+    unreadable: dict = field(default_factory=lambda: {"train": [], "valid": []})  # clips found
+    #   unreadable while loading (not when the manifest was read or the set cached)
 
 
 @dataclass
@@ -158,7 +160,8 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
 
     started = last = time.perf_counter()
     for batch in tr.train_loader:
-        if batch is None:
+        note_unreadable(st, "train", batch)
+        if not isinstance(batch, Batch):
             st.batch_in_epoch += 1
             continue
         batch = batch.to(tr.device)
@@ -210,6 +213,13 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
     return st.batch_in_epoch >= total
 
 
+def note_unreadable(st: TrainState, role: str, batch) -> None:
+    """Remember the clips a loader found unreadable (each once), for the epoch rows' counts."""
+    paths = batch.paths if isinstance(batch, Unreadable) else batch.unreadable
+    known = st.unreadable.setdefault(role, [])
+    known += [path for path in dict.fromkeys(paths) if path not in known]
+
+
 @torch.no_grad()
 def validate(tr: Trainer, criterion, amp_dtype) -> dict | None:
     """Validation loss, WER, CER and sample predictions (summed over ranks); None when a stop
@@ -219,7 +229,8 @@ def validate(tr: Trainer, criterion, amp_dtype) -> dict | None:
     for batch in tr.valid_loader:
         if tr.stop_requested and tr.world_size == 1:
             return None
-        if batch is None:
+        note_unreadable(tr.state, "valid", batch)
+        if not isinstance(batch, Batch):
             continue
         batch = batch.to(tr.device)
         loss, log_probs, out_lengths = compute_loss(tr.model, batch, criterion, None, amp_dtype)
@@ -529,7 +540,8 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
            "cer": round(result["cer"], 4), "lr": lr_in_effect,
            "elapsed_s": round(st.elapsed_s, 1),
            "audio_s_per_s": round(st.epoch_audio_s / max(st.epoch_train_s, 1e-9), 1),
-           "partial": not complete, "skipped": skipped, "nonfinite_steps": st.nonfinite_steps,
+           "partial": not complete, "nonfinite_steps": st.nonfinite_steps,
+           "skipped": {role: n + len(st.unreadable.get(role, ())) for role, n in skipped.items()},
            "samples": result["samples"]}
     best = validation_rank(result["wer"], result["valid_loss"]) < validation_rank(st.best_wer, st.best_loss)
     if best:

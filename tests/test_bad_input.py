@@ -103,6 +103,24 @@ def test_train_cli_trains_on_the_good_and_counts_the_bad(inputs, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "best" / "model.safetensors").is_file()
 
 
+def test_a_clip_found_broken_by_a_loader_process_is_counted(inputs, tmp_path):
+    """A row that stores its duration is trusted until the clip is loaded; when a loader process
+    (not the trainer) finds it unreadable, the epoch rows still count it."""
+    good, bad = inputs
+    broken = bad["notes.wav"][0]
+    rows = [{"key": str(good), "text": "go", "duration": 1.0}] * 4
+    rows.append({"key": str(broken), "text": "go", "duration": 1.0})
+    manifest = tmp_path / "trusted.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = run_cli("srcore.train", "--train", manifest, "--valid", manifest, "--model", "tiny",
+                   "--epochs", 2, "--batch-size", 2, "--workers", 1, "--cache-mb", 0,
+                   "--threads", 1, "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr[-2000:]
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if '"epoch"' in line]
+    assert [row["skipped"] for row in epochs] == [{"train": 1, "valid": 1}] * 2
+
+
 @pytest.mark.parametrize("command, missing", [
     (["srcore.train", "--train", "{gone}", "--valid", "{good}"], "{gone}"),
     (["srcore.train", "--config", "{gone}"], "{gone}"),
