@@ -35,6 +35,7 @@ from .run import RunFolder
 BUNDLE_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 # Published when the model directory has them: the tokenizer, the decoder's settings and word LM.
 OPTIONAL_FILES = ("tokens.txt", "decoding.json", "lm/lm.arpa", "lm/lexicon.txt", "lm/lm.json")
+MAX_DOWNLOAD_MB = 1024  # a Hub model bigger than this (weights and word LM) is not downloaded
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 MASK = "***"
 LIBRARY = {"library_name": "srcore", "library_version": __version__}
@@ -101,12 +102,19 @@ def from_pretrained(repo_id_or_path, revision: str | None = None, token: str | N
     return download(text, revision, token)
 
 
-def download(repo_id: str, revision: str | None = None, token: str | None = None) -> Path:
-    """A Hub model (repo id only, never a local path) downloaded once into the Hub cache."""
+def download(repo_id: str, revision: str | None = None, token: str | None = None,
+             max_mb: float = MAX_DOWNLOAD_MB) -> Path:
+    """A Hub model (repo id only, never a local path) downloaded once into the Hub cache; one
+    whose files add up to more than `max_mb` is refused before anything is fetched."""
     if not is_repo_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub model id (USER/NAME)")
-    local = snapshot_download(repo_id, revision=revision, token=token,
-                              allow_patterns=[*BUNDLE_FILES, *OPTIONAL_FILES, CARD_FILE], **LIBRARY)
+    wanted = [*BUNDLE_FILES, *OPTIONAL_FILES, CARD_FILE]
+    info = HfApi(**LIBRARY).model_info(repo_id, revision=revision, token=token, files_metadata=True)
+    size_mb = sum(f.size or 0 for f in info.siblings or [] if f.rfilename in wanted) / 2 ** 20
+    if size_mb > max_mb:
+        raise ValueError(f"{repo_id}: its model files are {size_mb:.0f} MB, more than the "
+                         f"{max_mb:g} MB this downloads")
+    local = snapshot_download(repo_id, revision=revision, token=token, allow_patterns=wanted, **LIBRARY)
     return resolve_model_dir(local)
 
 

@@ -3,6 +3,7 @@ recorder: no network), model cards with model-index, and the token never reachin
 import json
 import shlex
 import shutil
+import types
 from dataclasses import asdict
 from pathlib import Path
 
@@ -96,6 +97,17 @@ def test_a_model_directory_keeps_its_own_card(trained_run, tmp_path):
     assert "# renamed" in (regenerated / "README.md").read_text()
 
 
+class SizedHfApi:
+    """model_info of a repo whose files have the given sizes (bytes)."""
+    def __init__(self, sizes: dict, **kwargs):
+        self.sizes = sizes
+
+    def model_info(self, repo_id, **kwargs):
+        assert kwargs["files_metadata"]
+        return types.SimpleNamespace(siblings=[types.SimpleNamespace(rfilename=name, size=size)
+                                               for name, size in self.sizes.items()])
+
+
 def test_from_pretrained_downloads_a_repo_id_only(monkeypatch, trained_run, tmp_path):
     calls = []
 
@@ -104,6 +116,7 @@ def test_from_pretrained_downloads_a_repo_id_only(monkeypatch, trained_run, tmp_
         return str(hub.save_pretrained(trained_run, tmp_path / "cache"))
 
     monkeypatch.setattr(hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.setattr(hub, "HfApi", lambda **kwargs: SizedHfApi({"model.safetensors": 2**20}))
     assert hub.from_pretrained(REPO, revision="v1") == tmp_path / "cache"
     (repo_id, kwargs), = calls
     assert repo_id == REPO and kwargs["revision"] == "v1"
@@ -111,6 +124,16 @@ def test_from_pretrained_downloads_a_repo_id_only(monkeypatch, trained_run, tmp_
     with pytest.raises(FileNotFoundError):
         hub.from_pretrained(str(tmp_path / "no" / "such" / "dir"))
     assert len(calls) == 1
+
+
+def test_a_hub_model_too_big_to_download_is_refused_before_fetching(monkeypatch):
+    """A visitor of the public app names any repo: one whose files (a huge word LM, say) would
+    fill the server's disk is refused from its listing, and nothing is downloaded."""
+    monkeypatch.setattr(hub, "snapshot_download", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(hub, "HfApi", lambda **kwargs: SizedHfApi(
+        {"model.safetensors": 2**20, "lm/lm.arpa": 3 * 2**30, "other/big.bin": 50 * 2**30}))
+    with pytest.raises(ValueError, match=r"3073 MB, more than the 1024 MB"):
+        hub.download(REPO)
 
 
 # ---------------------------------------------------------------- model card
