@@ -8,6 +8,8 @@
   rhvoice  RHVoice `bdl` and `clb` (the only English RHVoice voices with a free licence) through
            `RHVoice-test`.
   mbrola   MBROLA us1, us2, us3, en1 through Debian's `espeak-ng -v mb-XXX`.
+  flite    CMU Flite's built-in voices: kal16 (diphone), awb, rms and slt (statistical
+           parametric, from CMU ARCTIC speakers) through `flite` (BSD-style licence; Debian `flite`).
 
 Everything is installed by scripts/install-voices.sh; the Kokoro model and voice packs are looked
 up under $SRCORE_VOICES (default ~/.cache/srcore/voices)/kokoro/{model.onnx,voices/*.bin}. Nothing
@@ -279,6 +281,8 @@ MBROLA_RATE_WPM = (130, 200)
 MBROLA_PITCH = (30, 70)
 MBROLA_WORD_GAP = (1, 3)       # x 10 ms, for P_MBROLA_WORD_GAP of the clips
 P_MBROLA_WORD_GAP = 0.2
+FLITE_VOICES = ("kal16", "awb", "rms", "slt")  # built into Debian's flite (kal is kal16 at 8 kHz)
+FLITE_SPEED = (0.8, 1.25)      # tempo factor; flite's duration_stretch is its inverse
 CLI_TIMEOUT = 60
 
 
@@ -337,12 +341,26 @@ class MbrolaEngine(_CommandEngine):
                           "--stdin"], stdin=text)
 
 
+class FliteEngine(_CommandEngine):
+    """CMU Flite's built-in voices (16 kHz) through the flite command; tempo by duration_stretch."""
+    name = "flite"
+
+    def synthesize(self, text: str, voice: VoiceSettings) -> tuple[np.ndarray, int]:
+        return self._run(["flite", "-voice", voice.name, "--setf",
+                          f"duration_stretch={1 / voice.speed:.3f}", "-o", self.wav, "-t", text])
+
+
 def sample_pico_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
     langs, p = list(PICO_LANGS), np.array(list(PICO_LANGS.values()))
     return VoiceSettings(engine="pico", name=langs[int(rng.choice(len(langs), p=p / p.sum()))],
                          speed=round(float(rng.uniform(*PICO_SPEED)), 2),
                          pitch=int(rng.integers(PICO_PITCH[0], PICO_PITCH[1] + 1)),
                          warp=_warp(rng, split))
+
+
+def sample_flite_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
+    return VoiceSettings(engine="flite", name=FLITE_VOICES[int(rng.integers(len(FLITE_VOICES)))],
+                         speed=round(float(rng.uniform(*FLITE_SPEED)), 2), warp=_warp(rng, split))
 
 
 def sample_rhvoice_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
@@ -373,6 +391,7 @@ INSTALL_HINTS = {
     "rhvoice": "apt-get install rhvoice rhvoice-english, or bash " + INSTALL_SCRIPT,
     "mbrola": "apt-get install espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 "
               "(Debian contrib/non-free), or bash " + INSTALL_SCRIPT,
+    "flite": "apt-get install flite, or bash " + INSTALL_SCRIPT,
 }
 
 
@@ -381,7 +400,7 @@ def _first_existing(roots, relative) -> Path | None:
 
 
 def engine_problem(engine: str) -> str | None:
-    """What is missing for `engine` (kokoro, pico, rhvoice, mbrola), or None if it is usable."""
+    """What is missing for `engine` (kokoro, pico, rhvoice, mbrola, flite), or None if usable."""
     if engine == "kokoro":
         try:
             import kokoro_onnx  # noqa: F401
@@ -410,13 +429,27 @@ def engine_problem(engine: str) -> str | None:
                    if _first_existing(MBROLA_DATA, f"{v}/{v}") is None
                    and _first_existing(MBROLA_DATA, v) is None]
         return f"MBROLA voices {missing} not installed" if missing else None
+    if engine == "flite":
+        return _flite_problem()
     raise ValueError(f"no check for engine {engine!r}")
 
 
+def _flite_problem() -> str | None:
+    if not shutil.which("flite"):
+        return "flite not installed"
+    try:
+        listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"flite -lv failed ({exc})"
+    missing = [v for v in FLITE_VOICES if v not in listed.stdout.split()]
+    return f"flite voices {missing} not built in" if missing else None
+
+
 ENGINE_CLASSES = {"kokoro": KokoroEngine, "mbrola": MbrolaEngine, "pico": PicoEngine,
-                  "rhvoice": RhvoiceEngine}
+                  "rhvoice": RhvoiceEngine, "flite": FliteEngine}
 VOICE_SAMPLERS = {"kokoro": sample_kokoro_voice, "mbrola": sample_mbrola_voice,
-                  "pico": sample_pico_voice, "rhvoice": sample_rhvoice_voice}
+                  "pico": sample_pico_voice, "rhvoice": sample_rhvoice_voice,
+                  "flite": sample_flite_voice}
 
 
 def main(argv=None) -> int:
