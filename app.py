@@ -74,6 +74,7 @@ TAKES_TTL_S = 3600  # a session's takes are dropped this long after the last one
 SESSIONS_KEPT = 200  # sessions whose state the server holds (gradio's default, 10,000, x 20 takes
 #                      of 15 s each could hold gigabytes); the oldest go first
 CACHE_SWEEP_S, CACHE_AGE_S = 600, 3600  # uploads and served files older than this are deleted
+SESSION_FOLDER_MAX_S = 4 * 3600  # a visitor's takes and adapted model are kept at most this long
 ADAPT_MINUTES = 2.0  # default time cap of one adaptation (--adapt-minutes)
 ADAPT_HELD_OUT = 4  # takes kept out of the fine-tuning to show before/after
 MIN_TRAINING_TAKES = 4  # takes the fine-tuning needs besides the held-out ones
@@ -445,8 +446,12 @@ def choose_utterances(manifest, count: int, shuffle: bool, served: ServedFolders
 def skipped_examples(report: SkipReport, manifest) -> str:
     """The first few skipped clips and why, paths named relative to the manifest's folder (an
     uploaded manifest's server folder is no business of the visitor's)."""
-    folder = str(Path(manifest).parent) + os.sep
-    return "; ".join(example.replace(folder, "") for example in report.examples[:3])
+    given = Path(manifest).absolute().parent
+    folders = {str(given) + os.sep, str(given.resolve()) + os.sep}  # the clips' keys are resolved
+    examples = report.examples[:3]
+    for folder in folders:
+        examples = [example.replace(folder, "") for example in examples]
+    return "; ".join(examples)
 
 
 def summary_markdown(counts: ErrorCounts, rows: list, report: SkipReport, manifest) -> str:
@@ -677,7 +682,8 @@ def build_model_tab(runs_dir, model_dir):
 #
 # A visitor's takes live in their session (gr.State, at the model's rate, at most MAX_TAKE_S each);
 # adapting writes them to a session folder, fine-tunes there and keeps the adapted model in it; the
-# folder is deleted with the session (the State's delete_callback) or when the server exits.
+# folder is deleted with the session (the State's delete_callback), after SESSION_FOLDER_MAX_S or
+# when the server exits (SessionFolders).
 
 PROMPTS = adaptation.PROMPTS
 
@@ -721,18 +727,48 @@ def stored_take(wave: torch.Tensor) -> np.ndarray:
     return (wave.clamp(-1.0, 1.0) * PCM16_FULL_SCALE).round().to(torch.int16).numpy()
 
 
+class SessionFolders:
+    """The folders this server made for visitors' takes and adapted models (only its user can
+    read them). One goes with its session (the State's delete_callback); gradio drops sessions
+    past SESSIONS_KEPT without that callback, so a folder older than SESSION_FOLDER_MAX_S is
+    removed when the next one is made, and all of them when the server exits."""
+    PREFIX = "srcore-voice-"
+
+    def __init__(self, max_age_s: float = SESSION_FOLDER_MAX_S):
+        self.max_age_s, self.made = max_age_s, {}  # folder -> when it was made (monotonic)
+        atexit.register(self.remove_all)
+
+    def new(self) -> str:
+        self.remove_older_than(self.max_age_s)
+        folder = tempfile.mkdtemp(prefix=self.PREFIX)
+        self.made[folder] = time.monotonic()
+        return folder
+
+    def remove(self, folder) -> None:
+        """Remove a session folder of this app's (any other path is left alone)."""
+        if folder and Path(folder).name.startswith(self.PREFIX):
+            shutil.rmtree(folder, ignore_errors=True)
+            self.made.pop(str(folder), None)
+
+    def remove_older_than(self, seconds: float) -> None:
+        now = time.monotonic()
+        for folder in [f for f, made in self.made.items() if now - made > seconds]:
+            self.remove(folder)
+
+    def remove_all(self) -> None:
+        for folder in list(self.made):
+            self.remove(folder)
+
+
+SESSION_FOLDERS = SessionFolders()  # this server process's; the voice tab's handlers use it
+
+
 def new_session_folder() -> str:
-    """A folder only this server's user can read, for one visitor's takes and adapted model; it
-    goes with the session (the State's delete_callback) or, at the latest, when the server exits
-    (sessions still open then are never closed)."""
-    folder = tempfile.mkdtemp(prefix="srcore-voice-")
-    atexit.register(remove_session_folder, folder)
-    return folder
+    return SESSION_FOLDERS.new()
 
 
 def remove_session_folder(folder) -> None:
-    if folder and Path(folder).name.startswith("srcore-voice-"):
-        shutil.rmtree(folder, ignore_errors=True)
+    SESSION_FOLDERS.remove(folder)
 
 
 def write_takes(takes: dict, folder: Path) -> list[Utterance]:
@@ -845,7 +881,8 @@ def build_voice_tab(model_state, allowed: bool, cfg: AdaptConfig):
                 f"{MIN_TAKES} or more, **Adapt** fine-tunes the model to your voice for at most "
                 f"{cfg.minutes:g} min, keeping {cfg.held_out} takes aside to show the difference. "
                 "Your recordings and your adapted model stay in your session only and are "
-                "deleted when you leave. One adaptation runs at a time; others wait in line.")
+                f"deleted when you leave (at the latest after {SESSION_FOLDER_MAX_S // 3600} "
+                "hours). One adaptation runs at a time; others wait in line.")
     takes = gr.State({}, time_to_live=TAKES_TTL_S)
     folder = gr.State(None, delete_callback=remove_session_folder)
     with gr.Row():
@@ -928,6 +965,7 @@ def exit_on_sigterm() -> None:
     """Make SIGTERM (what a container or a Space sends to stop the server) an ordinary exit, so
     the exit handlers run and no visitor's session folder stays behind."""
     def stop(signum, _frame):
+        SESSION_FOLDERS.remove_all()  # now: SystemExit waits for a running adaptation's thread
         raise SystemExit(128 + signum)
     signal.signal(signal.SIGTERM, stop)
 

@@ -6,11 +6,14 @@ the named engines (srcore.voices, each voice at its own tempo, no timbre warp), 
 
 Sentences: --count of fortune-mod's (Debian `fortunes`, one of the LM's text sources) of 6-18
 words that no --exclude list holds (give the corpus's sentences.txt: the models must not have
-heard them), in a seeded order. Clips go to --out (rendered once; a second run reuses them).
+heard them), in a seeded order. Fortunes is also one of the word LM's text sources, so the
+models' own decoding may know the sentences; the greedy figures cannot. Clips go to --out (named by
+what they say; a second run reuses them).
 Prints, per model, WER % with its own decoding and greedy, per voice and over all; then one JSON
 object (the last line).
 """
 import argparse
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -30,9 +33,9 @@ WORDS = (6, 18)
 
 
 def test_sentences(count: int, seed: int, excludes) -> list[str]:
-    heard = {line.strip() for path in excludes for line in Path(path).read_text().splitlines()}
-    candidates = [s for s in lm.speakable(lm.source_sentences("fortunes"))
-                  if s not in heard and WORDS[0] <= len(s.split()) <= WORDS[1]]
+    """`count` fortune sentences sharing no word n-gram with the --exclude lists, seeded."""
+    heard = [line for path in excludes for line in Path(path).read_text().splitlines() if line.strip()]
+    candidates = lm.speakable(lm.source_sentences("fortunes"), lm.Decontaminator(heard), WORDS)
     random.Random(seed).shuffle(candidates)
     return candidates[:count]
 
@@ -53,8 +56,8 @@ def render(engines: list[str], sentences: list[str], out: Path) -> Path:
         for name in ENGINE_VOICES[engine]:
             folder = out / engine / name
             folder.mkdir(parents=True, exist_ok=True)
-            for i, text in enumerate(sentences):
-                path = folder / f"{i:03d}.flac"
+            for text in sentences:  # named by what it says: another run's clips never mislead
+                path = folder / f"{hashlib.sha1(text.encode()).hexdigest()[:16]}.flac"
                 if not path.is_file():
                     samples, rate = synth.get_engine(engine).synthesize(text, neutral(engine, name))
                     write_audio(path, samples, rate)

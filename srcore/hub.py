@@ -109,12 +109,23 @@ def download(repo_id: str, revision: str | None = None, token: str | None = None
     if not is_repo_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub model id (USER/NAME)")
     wanted = [*BUNDLE_FILES, *OPTIONAL_FILES, CARD_FILE]
-    info = HfApi(**LIBRARY).model_info(repo_id, revision=revision, token=token, files_metadata=True)
-    size_mb = sum(f.size or 0 for f in info.siblings or [] if f.rfilename in wanted) / 2 ** 20
+    try:
+        info = HfApi(**LIBRARY).model_info(repo_id, revision=revision, token=token, files_metadata=True)
+    except Exception as exc:  # offline (HF_HUB_OFFLINE, no network): a copy already downloaded
+        if not is_network_error(exc):
+            raise
+        local = snapshot_download(repo_id, revision=revision, token=token, allow_patterns=wanted,
+                                  local_files_only=True, **LIBRARY)
+        return resolve_model_dir(local)
+    files = [f for f in info.siblings or [] if f.rfilename in wanted]
+    if any(f.size is None for f in files):
+        raise ValueError(f"{repo_id}: the Hub does not say how big its files are; not downloaded")
+    size_mb = sum(f.size for f in files) / 2 ** 20
     if size_mb > max_mb:
         raise ValueError(f"{repo_id}: its model files are {size_mb:.0f} MB, more than the "
                          f"{max_mb:g} MB this downloads")
-    local = snapshot_download(repo_id, revision=revision, token=token, allow_patterns=wanted, **LIBRARY)
+    local = snapshot_download(repo_id, revision=info.sha or revision, token=token,  # what was sized
+                              allow_patterns=wanted, **LIBRARY)
     return resolve_model_dir(local)
 
 

@@ -81,8 +81,10 @@ def _usable_path(path: Path, allow) -> None:
             raise ValueError(OUTSIDE_ALLOWED)
         if not path.is_file():
             raise ValueError("missing audio file")
-    except OSError as exc:  # a name too long, a folder it may not read
+    except OSError as exc:  # a name too long, a folder it may not read, a symlink loop
         raise ValueError(f"unusable audio path ({exc.strerror or type(exc).__name__})") from None
+    except RuntimeError:  # Path.resolve (in an `allow`) on a symlink loop
+        raise ValueError("unusable audio path (a symlink loop)") from None
 
 
 def _check_row(row: dict, root: Path, max_duration: float, check_audio: bool, allow=None) -> Utterance:

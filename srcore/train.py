@@ -213,6 +213,18 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
     return st.batch_in_epoch >= total
 
 
+def skipped_counts(tr: Trainer, manifest_skips: dict) -> dict:
+    """Per role: the rows its manifest skipped and the distinct clips found unreadable since, by
+    caching, by this process's loading or by a loader process's (every rank's, under DDP)."""
+    found = {role: set(tr.state.unreadable.get(role, ())) | loader.dataset.unreadable
+             for role, loader in (("train", tr.train_loader), ("valid", tr.valid_loader))}
+    if tr.world_size > 1:  # every rank is here, at the end of the same epoch
+        gathered = [None] * tr.world_size
+        dist.all_gather_object(gathered, found)
+        found = {role: set().union(*(rank[role] for rank in gathered)) for role in found}
+    return {role: n + len(found[role]) for role, n in manifest_skips.items()}
+
+
 def note_unreadable(st: TrainState, role: str, batch) -> None:
     """Remember the clips a loader found unreadable (each once), for the epoch rows' counts."""
     paths = batch.paths if isinstance(batch, Unreadable) else batch.unreadable
@@ -416,8 +428,7 @@ def make_loaders(cfg: TrainConfig, model_config, rank: int, world_size: int, dev
                           worker_init_fn=worker_init if workers > 0 else None)
 
     return (sampler, loader(train_set, sampler), loader(valid_set, valid_sampler),
-            {"train": train_skips.total + len(train_set.unreadable),  # + clips caching could not read
-             "valid": valid_skips.total + len(valid_set.unreadable)})
+            {"train": train_skips.total, "valid": valid_skips.total})  # rows the manifests skipped
 
 
 def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
@@ -541,7 +552,7 @@ def end_of_epoch(tr: Trainer, criterion, amp_dtype, complete: bool, skipped: dic
            "elapsed_s": round(st.elapsed_s, 1),
            "audio_s_per_s": round(st.epoch_audio_s / max(st.epoch_train_s, 1e-9), 1),
            "partial": not complete, "nonfinite_steps": st.nonfinite_steps,
-           "skipped": {role: n + len(st.unreadable.get(role, ())) for role, n in skipped.items()},
+           "skipped": skipped_counts(tr, skipped),
            "samples": result["samples"]}
     best = validation_rank(result["wer"], result["valid_loss"]) < validation_rank(st.best_wer, st.best_loss)
     if best:

@@ -312,7 +312,10 @@ class _CommandEngine:
                               timeout=CLI_TIMEOUT)
         if done.returncode != 0 or not os.path.exists(self.wav):
             raise RuntimeError(f"{command[0]} failed ({done.returncode}): {done.stderr.strip()[:300]}")
-        samples, rate = sf.read(self.wav, dtype="float32", always_2d=True)
+        try:  # some (text2wave) exit 0 having written an empty file
+            samples, rate = sf.read(self.wav, dtype="float32", always_2d=True)
+        except sf.LibsndfileError as exc:
+            raise RuntimeError(f"{command[0]} wrote no audio ({exc}): {done.stderr.strip()[:300]}") from None
         return samples.mean(axis=1), rate
 
     def __del__(self):
@@ -462,7 +465,8 @@ def engine_problem(engine: str) -> str | None:
     if engine == "festival":
         if not shutil.which("text2wave"):
             return "festival (text2wave) not installed"
-        missing = [v for v in FESTIVAL_VOICES if not any(root.glob(f"*/{v}") for root in FESTIVAL_DATA)]
+        missing = [v for v in FESTIVAL_VOICES
+                   if not any(any(root.glob(f"*/{v}")) for root in FESTIVAL_DATA)]
         return f"Festival voices {missing} not installed" if missing else None
     raise ValueError(f"no check for engine {engine!r}")
 

@@ -211,8 +211,10 @@ def test_voice_tab_refuses_too_few_takes_and_bad_audio(tmp_path):
 def test_takes_are_kept_as_16_bit_samples_and_written_back_as_heard(tmp_path):
     import app
     wave = np.random.default_rng(1).normal(0, 0.1, 2 * SAMPLE_RATE).astype(np.float32)
+    wave[1000], wave[2000] = 1.5, -1.5  # a float WAV can hold these: clipped, never wrapped round
     clip = tmp_path / "take.wav"
-    write_audio(clip, wave, SAMPLE_RATE)
+    import soundfile
+    soundfile.write(clip, wave, SAMPLE_RATE, subtype="FLOAT")
     takes, *_ = app.keep_take(str(clip), 3, {})
     assert list(takes) == [2] and takes[2].dtype == np.int16  # half the memory of float32
     (utterance,) = app.write_takes(takes, tmp_path / "written")
@@ -239,6 +241,23 @@ def test_session_folder_is_removed_with_the_session(tmp_path):
     other.mkdir()
     app.remove_session_folder(str(other))  # only the app's own session folders
     assert other.exists()
+
+
+def test_session_folders_past_their_age_go_when_the_next_is_made(monkeypatch):
+    """gradio drops the oldest sessions past its capacity without their delete_callback: their
+    folders must not stay until the server exits."""
+    import app
+    folders = app.SessionFolders(max_age_s=3600)
+    clock = [1000.0]
+    monkeypatch.setattr(app.time, "monotonic", lambda: clock[0])
+    old = Path(folders.new())
+    clock[0] += 3000
+    kept = Path(folders.new())
+    clock[0] += 1000  # old is 4000 s old, kept 1000 s
+    newest = Path(folders.new())
+    assert not old.exists() and kept.is_dir() and newest.is_dir()
+    folders.remove_all()
+    assert not kept.exists() and not newest.exists() and folders.made == {}
 
 
 def test_session_folders_go_when_the_server_exits():

@@ -104,8 +104,10 @@ class SizedHfApi:
 
     def model_info(self, repo_id, **kwargs):
         assert kwargs["files_metadata"]
-        return types.SimpleNamespace(siblings=[types.SimpleNamespace(rfilename=name, size=size)
-                                               for name, size in self.sizes.items()])
+        if isinstance(self.sizes, Exception):
+            raise self.sizes
+        return types.SimpleNamespace(sha="c0ffee", siblings=[
+            types.SimpleNamespace(rfilename=name, size=size) for name, size in self.sizes.items()])
 
 
 def test_from_pretrained_downloads_a_repo_id_only(monkeypatch, trained_run, tmp_path):
@@ -119,7 +121,7 @@ def test_from_pretrained_downloads_a_repo_id_only(monkeypatch, trained_run, tmp_
     monkeypatch.setattr(hub, "HfApi", lambda **kwargs: SizedHfApi({"model.safetensors": 2**20}))
     assert hub.from_pretrained(REPO, revision="v1") == tmp_path / "cache"
     (repo_id, kwargs), = calls
-    assert repo_id == REPO and kwargs["revision"] == "v1"
+    assert repo_id == REPO and kwargs["revision"] == "c0ffee"  # the commit v1 named when sized
     assert set(kwargs["allow_patterns"]) == BUNDLE | set(hub.OPTIONAL_FILES)
     with pytest.raises(FileNotFoundError):
         hub.from_pretrained(str(tmp_path / "no" / "such" / "dir"))
@@ -133,6 +135,25 @@ def test_a_hub_model_too_big_to_download_is_refused_before_fetching(monkeypatch)
     monkeypatch.setattr(hub, "HfApi", lambda **kwargs: SizedHfApi(
         {"model.safetensors": 2**20, "lm/lm.arpa": 3 * 2**30, "other/big.bin": 50 * 2**30}))
     with pytest.raises(ValueError, match=r"3073 MB, more than the 1024 MB"):
+        hub.download(REPO)
+    monkeypatch.setattr(hub, "HfApi", lambda **kwargs: SizedHfApi({"model.safetensors": None}))
+    with pytest.raises(ValueError, match="does not say how big"):
+        hub.download(REPO)
+
+
+def test_a_hub_model_downloads_the_revision_it_sized_and_offline_reads_the_cache(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(hub, "snapshot_download", lambda repo_id, **kwargs: calls.append(kwargs) or
+                        str(tmp_path))
+    monkeypatch.setattr(hub, "resolve_model_dir", lambda path: Path(path))
+    monkeypatch.setattr(hub, "HfApi", lambda **kwargs: SizedHfApi({"model.safetensors": 2**20}))
+    hub.download(REPO, revision="main")
+    assert calls[-1]["revision"] == "c0ffee" and not calls[-1].get("local_files_only")
+    monkeypatch.setattr(hub, "HfApi", lambda **kwargs: SizedHfApi(ConnectionError("offline")))
+    hub.download(REPO, revision="main")
+    assert calls[-1]["revision"] == "main" and calls[-1]["local_files_only"]
+    monkeypatch.setattr(hub, "HfApi", lambda **kwargs: SizedHfApi(PermissionError("gated")))
+    with pytest.raises(PermissionError):  # the Hub refusing is not the network failing
         hub.download(REPO)
 
 

@@ -73,3 +73,13 @@ def test_paths_allow_refuses_are_skipped_alike_existing_or_not(tmp_path, clip):
     report = SkipReport()
     assert [u.text for u in read_manifest(manifest, report=report, allow=allow)] == ["fine"]
     assert report.reasons == {OUTSIDE_ALLOWED: 2} and opened == ["a.wav", "b.wav", "c.wav"]
+
+
+def test_a_symlink_loop_is_one_skipped_row(tmp_path, clip):
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop.wav")
+    manifest = write_rows(tmp_path / "m.jsonl", [{"key": "a.wav", "text": "fine"},
+                                                 {"key": "loop.wav", "text": "round"}])
+    for allow in (None, lambda path: path.resolve().is_relative_to(tmp_path)):  # as the app's
+        report = SkipReport()
+        assert [u.text for u in read_manifest(manifest, report=report, allow=allow)] == ["fine"]
+        assert report.total == 1 and "loop.wav" in report.examples[0]  # skipped, not a crash

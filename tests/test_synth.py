@@ -190,8 +190,8 @@ def test_piper_voice(tmp_path):
 
 from srcore import voices  # noqa: E402
 
-ENGINE_RATES = {"kokoro": 24000, "pico": 16000, "rhvoice": 24000, "mbrola": 16000, "flite": 16000,
-                "festival": None}  # festival: 16 kHz diphones, a 32 kHz HTS voice
+ENGINE_RATES = {"kokoro": {24000}, "pico": {16000}, "rhvoice": {24000}, "mbrola": {16000},
+                "flite": {16000}, "festival": {16000, 32000}}  # festival: diphones; the HTS voice
 
 
 def _needs(engine):
@@ -207,12 +207,18 @@ def test_optional_engine_speaks(engine):
     for split in synth.SPLITS:
         voice = synth.VOICE_SAMPLERS[engine](rng, split)
         samples, rate = synth.get_engine(engine).synthesize("Set a timer for five minutes.", voice)
-        assert rate == (ENGINE_RATES[engine] or rate) and rate >= 16000, voice
+        assert rate in ENGINE_RATES[engine], voice
         assert samples.dtype.kind == "f" and samples.ndim == 1 and np.isfinite(samples).all()
         assert 0.6 < samples.size / rate < 6, (voice, samples.size / rate)
         frames = samples[: samples.size // 400 * 400].reshape(-1, 400).astype(np.float64)
         frame_rms = np.sqrt(np.mean(frames ** 2, axis=1))
         assert frame_rms.max() > 0.02 and np.mean(frame_rms > 0.01) > 0.3, voice  # speech, not hiss
+
+
+def test_a_festival_voice_that_is_not_installed_is_missing(monkeypatch):
+    _needs("festival")
+    monkeypatch.setattr(voices, "FESTIVAL_VOICES", {**voices.FESTIVAL_VOICES, "no_such_voice": True})
+    assert "no_such_voice" in synth.engine_problem("festival")
 
 
 def test_kokoro_blend_deterministic_and_convex():
