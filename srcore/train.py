@@ -51,8 +51,8 @@ class TrainState:
     epoch_batches: int = 0
     epoch_audio_s: float = 0.0
     epoch_train_s: float = 0.0
-    unreadable: dict = field(default_factory=lambda: {"train": [], "valid": []})  # clips found
-    #   unreadable while loading (not when the manifest was read or the set cached)
+    # clips a loader found unreadable, per role (kept across a resume for the epoch rows' counts)
+    unreadable: dict = field(default_factory=lambda: {"train": [], "valid": []})
 
 
 @dataclass
