@@ -750,6 +750,15 @@ class SessionFolders:
             shutil.rmtree(folder, ignore_errors=True)
             self.made.pop(str(folder), None)
 
+    def is_open(self, folder) -> bool:
+        return str(folder) in self.made
+
+    def remove_if_closed(self, folder) -> None:
+        """For work that wrote into a session folder: if the session ended meanwhile (its folder
+        removed, and maybe made again by that writing), nothing of it stays."""
+        if not self.is_open(folder):
+            self.remove(folder)
+
     def remove_older_than(self, seconds: float) -> None:
         now = time.monotonic()
         for folder in [f for f, made in self.made.items() if now - made > seconds]:
@@ -797,12 +806,13 @@ def adapt_in_background(model_dir: str, utterances: list, out: Path, cfg: AdaptC
 
     def work():
         try:
-            result = adaptation.adapt(model_dir, utterances, out, cfg,
-                                      on_step=lambda *step: events.put(("step", step)))
-            events.put(("done", result))
+            last = ("done", adaptation.adapt(model_dir, utterances, out, cfg,
+                                             on_step=lambda *step: events.put(("step", step))))
         except Exception as exc:  # noqa: BLE001 - handed to the page as a message
             log.exception("adaptation failed")
-            events.put(("error", exc))
+            last = ("error", exc)
+        SESSION_FOLDERS.remove_if_closed(out.parent)  # the visitor may have left while it ran
+        events.put(last)
 
     threading.Thread(target=work, daemon=True, name="adapt").start()
     while True:

@@ -260,6 +260,23 @@ def test_session_folders_past_their_age_go_when_the_next_is_made(monkeypatch):
     assert not kept.exists() and not newest.exists() and folders.made == {}
 
 
+def test_an_adaptation_that_outlives_its_session_leaves_nothing(monkeypatch):
+    """A visitor who leaves mid-adaptation: the session's folder is removed, then the running
+    fine-tuning writes its model there (making the folder again); it must go when that ends."""
+    import app
+    folder = Path(app.new_session_folder())
+
+    def adapt_after_the_visitor_left(model_dir, utterances, out, cfg, on_step):
+        app.remove_session_folder(str(folder))  # the session's delete_callback
+        (out / "model.safetensors").parent.mkdir(parents=True)
+        (out / "model.safetensors").write_bytes(b"weights")
+        return "result"
+
+    monkeypatch.setattr(app.adaptation, "adapt", adapt_after_the_visitor_left)
+    events = list(app.adapt_in_background("model", [], folder / "adapted-model", None))
+    assert events == [("done", "result")] and not folder.exists()
+
+
 def test_session_folders_go_when_the_server_exits():
     """Sessions still open when the server stops are never closed: their folders (a visitor's
     takes and adapted model) must not stay behind in the temporary directory, also when the
