@@ -60,11 +60,18 @@ class RunInUse(RuntimeError):
     """Another live process trains in this run folder."""
 
 
-def _row_step(line: str) -> float:
+def _after_checkpoint(line: str, step: int, epochs: int | None) -> bool:
+    """Whether a metrics row was logged after a checkpoint at `step` that had completed `epochs`
+    epochs: a later step, or the end of an epoch the checkpoint did not see end (logged at the
+    same step when a --save-every checkpoint fell on that epoch's last step)."""
     try:
-        return float(json.loads(line).get("step", 0))
-    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return float("inf")  # a torn line: written after the checkpoint, by definition
+        row = json.loads(line)
+        if float(row.get("step", 0)) > step:
+            return True
+        return (epochs is not None and row.get("type") == "epoch" and not row.get("partial")
+                and int(row["epoch"]) > epochs)
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError, KeyError):
+        return True  # a torn line: written after the checkpoint, by definition
 
 
 @dataclass
@@ -96,13 +103,13 @@ class RunFolder:
     def read_config(self) -> dict:
         return json.loads(self.config_path.read_text()) if self.config_path.is_file() else {}
 
-    def drop_metrics_after(self, step: int) -> int:
-        """Forget metric rows logged after `step` (a killed run's, before it resumes from its
-        last checkpoint at `step`); returns how many were dropped."""
+    def drop_metrics_after(self, step: int, epochs: int | None = None) -> int:
+        """Forget metric rows logged after the checkpoint a killed run resumes from (at `step`,
+        `epochs` epochs completed); returns how many were dropped."""
         if not self.metrics_path.is_file():
             return 0
         lines = self.metrics_path.read_text().splitlines()
-        kept = [line for line in lines if _row_step(line) <= step]
+        kept = [line for line in lines if not _after_checkpoint(line, step, epochs)]
         if len(kept) != len(lines):
             _write_atomic(self.metrics_path, "".join(line + "\n" for line in kept))
         return len(lines) - len(kept)

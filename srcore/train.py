@@ -670,7 +670,7 @@ def train_locked(cfg: TrainConfig) -> RunFolder:
         if cfg.resume and (tr.run.last_dir.exists() or tr.run.last_dir.with_name("last.old").exists()):
             restore(tr)
             if tr.is_main:
-                dropped = tr.run.drop_metrics_after(tr.state.step)
+                dropped = tr.run.drop_metrics_after(tr.state.step, tr.state.epoch)
                 if dropped:
                     log.info("dropped %d metric rows logged after the checkpoint", dropped)
                 tr.run.write_status(RUNNING, epoch=tr.state.epoch, step=tr.state.step,

@@ -64,6 +64,21 @@ def test_resume_with_another_model_is_refused_before_touching_the_run(corpus, tm
     assert (out / "config.json").read_text() == before
 
 
+def test_an_epoch_end_the_checkpoint_did_not_see_is_forgotten(tmp_path):
+    """A --save-every checkpoint on an epoch's last step, then a kill between that epoch's row and
+    its end-of-epoch save: the row has the checkpoint's step, but the resumed run ends that epoch
+    again, so the row must go (a stop's partial row of the same epoch stays)."""
+    run = RunFolder(tmp_path / "run").create()
+    rows = [{"type": "epoch", "epoch": 1, "step": 10}, {"type": "step", "step": 15},
+            {"type": "epoch", "epoch": 2, "step": 15, "partial": True},
+            {"type": "step", "step": 20}, {"type": "epoch", "epoch": 2, "step": 20}]
+    for row in rows:
+        run.append_metrics(row)
+    assert run.drop_metrics_after(20, epochs=1) == 1  # checkpoint at step 20, 1 epoch completed
+    assert run.read_metrics(None) == rows[:-1]
+    assert run.drop_metrics_after(20, epochs=2) == 0
+
+
 def test_a_resumed_run_forgets_metrics_logged_after_its_checkpoint(corpus, tmp_path):
     out = tmp_path / "run"
     run = train(tiny(corpus, out, log_every=1))
