@@ -497,6 +497,12 @@ def validate(manifest, count: float = DEFAULT_SAMPLES, shuffle: bool = False,
     return table, diffs, summary_markdown(counts, rows, report, manifest), rows
 
 
+def pcm16(wave: np.ndarray) -> np.ndarray:
+    """Float samples as 16-bit ones, clipped to full scale (what gr.Audio plays, what a session
+    keeps of a take)."""
+    return (np.clip(wave, -1, 1) * PCM16_FULL_SCALE).astype(np.int16)
+
+
 @shows_errors(lambda message: (None, [(message, None)]))
 def show_sample(samples: list | None, number: float = 1):
     """One scored sample (1-based) -> (its audio as (rate, int16), its word diff)."""
@@ -505,7 +511,7 @@ def show_sample(samples: list | None, number: float = 1):
     index = min(max(int(number or 1), 1), len(samples)) - 1
     row = samples[index]
     wave = read_audio(row["key"], 16000).numpy()
-    audio = (16000, (np.clip(wave, -1, 1) * 32767).astype(np.int16))
+    audio = (16000, pcm16(wave))
     return audio, [(f"{index + 1}. ", None), *diff_highlights(row["ref"], row["hyp"])]
 
 
@@ -724,7 +730,7 @@ def keep_take(audio_path, number, takes: dict | None):
 def stored_take(wave: torch.Tensor) -> np.ndarray:
     """A take as the session keeps it: 16-bit samples, half the memory of floats (a microphone
     take holds no more than that)."""
-    return (wave.clamp(-1.0, 1.0) * PCM16_FULL_SCALE).round().to(torch.int16).numpy()
+    return pcm16(wave.numpy())
 
 
 class SessionFolders:
