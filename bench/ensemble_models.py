@@ -67,8 +67,8 @@ def main() -> None:
     for condition in args.conditions.split(","):
         rows = [r for r in results if r["condition"] == condition]
         total = sum((ErrorCounts(**r["counts"]) for r in rows), ErrorCounts())
-        cells = [f"{100 * r['wer']:.1f} ({100 * r['cer']:.1f})" for r in rows + [asdict(total) | {
-            "wer": total.wer, "cer": total.cer}]]
+        cells = [f"{100 * r['wer']:.1f} ({100 * r['cer']:.1f})" for r in rows]
+        cells.append(f"{100 * total.wer:.1f} ({100 * total.cer:.1f})")
         print(f"| {CONDITIONS[condition][0]} | " + " | ".join(cells) + " |")
     emit({"machine": machine(), "models": args.model, "average": args.average, "results": results})
 

@@ -4,11 +4,11 @@ the named engines (srcore.voices, each voice at its own tempo, no timbre warp), 
     .venv/bin/python bench/unseen_voices.py --engines flite,festival \
         --exclude runs/r8/corpus/sentences.txt --model checkpoints/default --model runs/r11/model
 
-Sentences: --count of fortune-mod's (Debian `fortunes`, one of the LM's text sources) of 6-18
-words that no --exclude list holds (give the corpus's sentences.txt: the models must not have
-heard them), in a seeded order. Fortunes is also one of the word LM's text sources, so the
-models' own decoding may know the sentences; the greedy figures cannot. Clips go to --out (named by
-what they say; a second run reuses them).
+Sentences: --count of fortune-mod's (Debian `fortunes`) of 6-18 words that share no word n-gram
+with an --exclude list (give the corpus's sentences.txt: the models must not have heard them), in
+a seeded order. Fortunes is also one of the word LM's text sources, so the models' own decoding
+may know the sentences; the greedy figures cannot. Clips go to --out (named by what they say; a
+second run reuses them).
 Prints, per model, WER % with its own decoding and greedy, per voice and over all; then one JSON
 object (the last line).
 """
@@ -34,7 +34,7 @@ WORDS = (6, 18)
 
 def test_sentences(count: int, seed: int, excludes) -> list[str]:
     """`count` fortune sentences sharing no word n-gram with the --exclude lists, seeded."""
-    heard = [line for path in excludes for line in Path(path).read_text().splitlines() if line.strip()]
+    heard = [line for path in excludes for line in lm.line_file_sentences(path)]
     candidates = lm.speakable(lm.source_sentences("fortunes"), lm.Decontaminator(heard), WORDS)
     random.Random(seed).shuffle(candidates)
     return candidates[:count]
