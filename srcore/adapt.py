@@ -43,8 +43,7 @@ from .dataset import Batch, SpeechDataset, collate
 from .decoding import DECODING_FILE, LM_DIR
 from .evaluate import score_utterances
 from .features import SpecAugment
-from .manifest import SkipReport, Utterance, read_manifest
-from .modelcard import manifest_label
+from .manifest import SkipReport, Utterance, manifest_label, read_manifest
 from .text import BLANK
 from .train import compute_loss, cosine_factor, cpu_has_fast_bf16, warmup_factor
 from .transcribe import Recognizer

@@ -6,7 +6,6 @@ epoch/step, sampler position and RNG states. Directories are written beside the 
 in with renames, so a kill at any moment leaves a loadable checkpoint.
 """
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .atomic import swap_in
 from .errors import exception_chain
 from .model import ModelConfig, build_model
 from .text import BLANK, CHARS, DEFAULT_TOKENIZER, TOKENS_FILE, Tokenizer
@@ -45,20 +45,21 @@ def write_model_dir(directory, model: torch.nn.Module, config: ModelConfig,
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
-        _write_files(staging, model, config, extra, resume_state)
+        _write_files(staging, model, resume_state)
         _copy_companions(staging, companions)
+        # config.json last: a staging folder that has it is complete (resolve_model_dir's test)
+        (staging / CONFIG_FILE).write_text(json.dumps(model_dir_config(config, extra), indent=2))
     except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)  # never a truncated copy beside the good one
         raise CheckpointWriteError(f"could not write {directory}: {write_failure(exc)} (nothing "
                                    "half-written is left; the previous copy, if any, is intact)") from None
-    _swap_in(staging, directory)
+    swap_in(staging, directory)
     return directory
 
 
-def _write_files(staging: Path, model, config: ModelConfig, extra, resume_state) -> None:
+def _write_files(staging: Path, model, resume_state) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
     save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
-    (staging / CONFIG_FILE).write_text(json.dumps(model_dir_config(config, extra), indent=2))
     (staging / TOKENS_FILE).write_text(DEFAULT_TOKENIZER.to_text(), encoding="utf-8")
     if resume_state is not None:
         with open(staging / RESUME_FILE, "wb") as f:  # through Python: a failed write is an OSError
@@ -79,15 +80,6 @@ def write_failure(exc: BaseException) -> str:
     reason = next((cause.strerror for cause in exception_chain(exc)
                    if isinstance(cause, OSError) and cause.strerror), None)
     return reason or f"{type(exc).__name__}: {exc}"
-
-
-def _swap_in(staging: Path, directory: Path) -> None:
-    old = directory.with_name(directory.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(staging, directory)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def resolve_model_dir(directory) -> Path:

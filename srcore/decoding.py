@@ -42,15 +42,19 @@ import json
 import os
 import sys
 import threading
+import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
+from .lm import ARPA_FILE, LEXICON_FILE, UNK
 from .text import BLANK, CHARS
 
 _BEAM_TOKENS = [c if c != " " else "|" for c in CHARS] + ["<blank>"]
-SIL_TOKEN, UNK_WORD = "|", "<unk>"
-ARPA_FILE, LEXICON_FILE, DECODING_FILE, LM_DIR = "lm.arpa", "lexicon.txt", "decoding.json", "lm"
+SIL_TOKEN = "|"
+DECODING_FILE, LM_DIR = "decoding.json", "lm"
+UNLIKELY = -30.0  # log-probability of a token that a frame must not take
 DEFAULT_LM_OPTIONS = {"beam_size": 64, "beam_threshold": 25.0, "lm_weight": 2.0, "word_score": 0.0,
                       "prior_scale": 0.0}
 
@@ -115,17 +119,18 @@ class LMResources:
         self.lexicon_path, self.lm_path = lexicon, lm
         self.words = self.trie = None
         if lexicon:
-            spellings = load_words(str(lexicon))
+            with _names_file(lexicon, "a lexicon"):
+                spellings = load_words(str(lexicon))
             self.words = create_word_dict(spellings)
-            if not self.words.contains(UNK_WORD):
-                self.words.add_entry(UNK_WORD)
+            if not self.words.contains(UNK):
+                self.words.add_entry(UNK)
         if lm:
             if self.words is None:
                 raise ValueError("a word LM needs a lexicon (lexicon-free decoding with a word "
                                  "LM is not supported)")
             from flashlight.lib.text.decoder.kenlm import KenLM
-            with native_stderr_silenced():  # KenLM prints a progress bar and a tip while reading
-                self.lm = KenLM(str(lm), self.words)
+            with _names_file(lm, "a KenLM language model"), native_stderr_silenced():
+                self.lm = KenLM(str(lm), self.words)  # KenLM prints a progress bar and a tip
         else:
             self.lm = ZeroLM()
         if lexicon:
@@ -137,16 +142,27 @@ class LMResources:
                 for spelling in variants:
                     self.trie.insert([self.tokens.get_index(t) for t in spelling], index, score)
             self.trie.smear(SmearingMode.MAX)
-            self.unk = self.words.get_index(UNK_WORD)
+            self.unk = self.words.get_index(UNK)
         self.load_s = time.perf_counter() - started
 
 
-_RESOURCES: dict = {}
+@contextlib.contextmanager
+def _names_file(path, what: str):
+    """Turn a native reader's failure on `path` into a ValueError that names the file."""
+    try:
+        yield
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ValueError(f"{path}: not readable as {what} ({exc})") from None
+
+
+RESOURCES_KEPT = 4  # LMs kept loaded for new decoders; a decoder holds its own until it goes
+_RESOURCES: OrderedDict = OrderedDict()
 _RESOURCES_LOCK = threading.Lock()
 
 
 def load_lm_resources(lexicon: str | None, lm: str | None) -> LMResources:
-    """LMResources for these files, loaded once per process (keyed by path, size and mtime)."""
+    """LMResources for these files, loaded once per process (keyed by path, size and mtime); the
+    RESOURCES_KEPT last used stay cached."""
     def stamp(path):
         if not path:
             return None
@@ -156,6 +172,9 @@ def load_lm_resources(lexicon: str | None, lm: str | None) -> LMResources:
     with _RESOURCES_LOCK:
         if key not in _RESOURCES:
             _RESOURCES[key] = LMResources(lexicon, lm)
+            while len(_RESOURCES) > RESOURCES_KEPT:
+                _RESOURCES.popitem(last=False)
+        _RESOURCES.move_to_end(key)
         return _RESOURCES[key]
 
 
@@ -248,7 +267,7 @@ class BeamDecoder:
         if self.resources.trie is not None:
             # one extra frame of certain word boundary: a word still being spelled at the end is
             # finished (lexicon spellings end with "|"), others just repeat or skip it
-            end = torch.full((1, emissions.shape[1]), -30.0)
+            end = torch.full((1, emissions.shape[1]), UNLIKELY)
             end[0, self.resources.silence] = 0.0
             emissions = torch.cat([emissions, end])
         emissions = emissions.contiguous()
@@ -259,7 +278,7 @@ class BeamDecoder:
         path = list(best.tokens)[1:frames + 1]  # flashlight pads the path with a frame each side
         if self.resources.trie is not None:
             words = [self.resources.words.get_entry(w) for w in best.words if w >= 0]
-            return " ".join(w for w in words if w != UNK_WORD), path
+            return " ".join(w for w in words if w != UNK), path
         return collapse(best.tokens), path
 
 
@@ -281,17 +300,15 @@ def decoding_settings(model_dir) -> dict:
     LM folder's path and "token_prior" (or None), or {"decoder": "greedy"} when it has no
     (complete) LM. ValueError naming the file when its prior correction cannot be applied."""
     model_dir = Path(model_dir)
-    settings = {}
     path = model_dir / DECODING_FILE
-    if path.is_file():
-        try:
-            settings = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    settings = read_decoding_file(path) if path.is_file() else {}
     if settings.get("decoder") == "greedy":
         return {"decoder": "greedy"}
-    lm_dir = model_dir / settings.get("lm", LM_DIR)
+    lm_dir = lm_folder(model_dir, settings.get("lm", LM_DIR), path)
     if not ((lm_dir / LEXICON_FILE).is_file() and (lm_dir / ARPA_FILE).is_file()):
+        if "lm" in settings:
+            warnings.warn(f"{path} names the LM folder {lm_dir}, which lacks {LEXICON_FILE} or "
+                          f"{ARPA_FILE}: decoding greedy", stacklevel=2)
         return {"decoder": "greedy"}
     merged = {**DEFAULT_LM_OPTIONS, **{k: settings[k] for k in DEFAULT_LM_OPTIONS if k in settings}}
     try:
@@ -299,6 +316,28 @@ def decoding_settings(model_dir) -> dict:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     return {"decoder": "lexicon+lm", "lm": str(lm_dir), **merged, "token_prior": settings.get("token_prior")}
+
+
+def read_decoding_file(path: Path) -> dict:
+    """A decoding.json's settings; ValueError naming the file when it is not a JSON object."""
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: expected a JSON object of decoding settings")
+    return settings
+
+
+def lm_folder(model_dir: Path, name, settings_path: Path) -> Path:
+    """The LM folder decoding.json names, which must lie inside the model directory (a
+    downloaded model must not make the decoder read the server's other files)."""
+    if not isinstance(name, str):
+        raise ValueError(f"{settings_path}: \"lm\" must be a folder name inside the model directory")
+    folder = (model_dir / name).resolve()
+    if not folder.is_relative_to(model_dir.resolve()):
+        raise ValueError(f"{settings_path}: the LM folder {name!r} is outside the model directory")
+    return folder
 
 
 def load_decoding(model_dir, greedy: bool = False):

@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import write_text_atomic
 from .audio import AudioError
 from .manifest import SkipReport, read_manifest
 from .metrics import ErrorCounts, error_counts, format_diff, word_diff
@@ -118,8 +119,7 @@ def main(argv=None) -> None:
                  f"({result.skipped} skipped; see the warnings above)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(row) + "\n" for row in result.rows)
+        write_text_atomic(args.out, "".join(json.dumps(row) + "\n" for row in result.rows))
     for row in sorted(result.rows, key=lambda r: -r["wer"])[: args.show]:
         print(f"{row['wer']:.2f}  {row['diff']}", file=sys.stderr)
     if errors := frequent_errors(result.rows):
@@ -129,7 +129,7 @@ def main(argv=None) -> None:
                "reads": "the whole input" if recognizer.keep_silence else "speech regions",
                "wall_s": round(time.perf_counter() - started, 1)}
     if args.summary:
-        Path(args.summary).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(args.summary, json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))
 
 

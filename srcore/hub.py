@@ -4,7 +4,8 @@
     python -m srcore.hub save RUN_OR_MODEL_DIR --out DIR
     python -m srcore.hub pull USER/NAME [--revision REV]      (prints the local model directory)
 
-A bundle is exactly model.safetensors, config.json and README.md: the model card (srcore.modelcard)
+A bundle is model.safetensors, config.json and README.md, plus tokens.txt, decoding.json and the
+word LM (lm/) where the model directory has them. README.md is the model card (srcore.modelcard)
 with the training config, the training command, the data and the measured WER/CER in its
 `model-index` metadata. A model directory that already has a README.md keeps it (a hand-written
 card); otherwise one is generated. Training state (resume.pt) is never published. A run folder
@@ -26,15 +27,19 @@ from pathlib import Path
 from huggingface_hub import HfApi, snapshot_download
 
 from . import __version__
+from .atomic import swap_in
 from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, resolve_model_dir
 from .config import HUB_TOKEN_ENV
+from .decoding import DECODING_FILE, LM_DIR
 from .errors import exception_chain
+from .lm import ARPA_FILE, INFO_FILE, LEXICON_FILE
 from .modelcard import CARD_FILE, card_spec, render_card
 from .run import RunFolder
+from .text import TOKENS_FILE
 
 BUNDLE_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 # Published when the model directory has them: the tokenizer, the decoder's settings and word LM.
-OPTIONAL_FILES = ("tokens.txt", "decoding.json", "lm/lm.arpa", "lm/lexicon.txt", "lm/lm.json")
+OPTIONAL_FILES = (TOKENS_FILE, DECODING_FILE, *(f"{LM_DIR}/{name}" for name in (ARPA_FILE, LEXICON_FILE, INFO_FILE)))
 MAX_DOWNLOAD_MB = 1024  # a Hub model bigger than this (weights and word LM) is not downloaded
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 MASK = "***"
@@ -64,7 +69,8 @@ def is_repo_id(text: str) -> bool:
 # ---------------------------------------------------------------- local bundles
 
 def save_pretrained(model_dir_or_run, out_dir, repo_id: str = "", card_options: dict | None = None) -> Path:
-    """Write the publishable bundle (weights, config.json, README.md) of a model to out_dir.
+    """Write the publishable bundle (bundle_files and README.md) of a model to out_dir, a new or
+    empty folder or an earlier bundle, which it replaces whole (no file of another model stays).
 
     card_options (srcore.modelcard.card_spec's keywords: name, command, scores, license, ...)
     force a freshly generated card even where the model directory has its own README.md."""
@@ -73,12 +79,26 @@ def save_pretrained(model_dir_or_run, out_dir, repo_id: str = "", card_options: 
     out_dir = Path(out_dir)
     if out_dir.resolve() == source.resolve():
         raise HubError(f"{out_dir}: choose a folder other than the model directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in (*BUNDLE_FILES, *(f for f in OPTIONAL_FILES if (source / f).is_file())):
-        (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / name, out_dir / name)
-    (out_dir / CARD_FILE).write_text(card_text(source, repo_id, card_options), encoding="utf-8")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_bundle(out_dir):
+        raise HubError(f"{out_dir}: holds other files; choose a new or empty folder (an earlier "
+                       "bundle there is replaced)")
+    staging = out_dir.with_name(out_dir.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    for name in bundle_files(source):
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / name, staging / name)
+    (staging / CARD_FILE).write_text(card_text(source, repo_id, card_options), encoding="utf-8")
+    swap_in(staging, out_dir)
     return out_dir
+
+
+def bundle_files(model_dir) -> list[str]:
+    """What a bundle copies from a model directory (README.md, the card, comes on top)."""
+    return [*BUNDLE_FILES, *(f for f in OPTIONAL_FILES if (Path(model_dir) / f).is_file())]
+
+
+def is_bundle(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in BUNDLE_FILES)
 
 
 def card_text(model_dir, repo_id: str = "", card_options: dict | None = None) -> str:

@@ -23,6 +23,7 @@ import csv
 import functools
 import glob
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -152,6 +153,15 @@ def _find_file(src: Path, name: str) -> Path | None:
     return None
 
 
+def _text_of(path: Path) -> str:
+    """A transcript file's text; CorpusFormatError naming the file when it is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CorpusFormatError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                                f"offset {exc.start}); convert it, e.g. iconv -f latin1 -t utf-8") from None
+
+
 def _require_dir(src: Path, kind: str) -> None:
     if not src.is_dir():
         raise CorpusFormatError(f"{src}: expected a {kind} folder")
@@ -164,19 +174,21 @@ def _soundfile_reads(suffix: str) -> bool:
 
 
 def _convert_to_flac(audio: Path, dest: Path) -> Path:
-    """Decode `audio` with ffmpeg into 16-bit FLAC at `dest` (kept if it already exists)."""
-    if dest.is_file():
+    """Decode `audio` with ffmpeg into 16-bit FLAC at `dest`, which an earlier import's copy
+    made after the source last changed is (written whole, then renamed into place)."""
+    if dest.is_file() and dest.stat().st_mtime >= audio.stat().st_mtime:
         return dest
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise ValueError(f"libsndfile cannot read {audio.suffix} and ffmpeg is not installed")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.stem + ".partial.flac")
     result = subprocess.run([ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", str(audio),
-                             "-sample_fmt", "s16", str(dest)], capture_output=True, text=True)
+                             "-sample_fmt", "s16", str(partial)], capture_output=True, text=True)
     if result.returncode:
-        dest.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise ValueError("unreadable audio file")
-    return dest
+    return partial.replace(dest)
 
 
 def _readable_audio(audio: Path, src: Path, out: Path) -> Path:
@@ -186,8 +198,9 @@ def _readable_audio(audio: Path, src: Path, out: Path) -> Path:
     root = src if src.is_dir() else src.parent  # Common Voice / NeMo sources may be files
     try:
         relative = audio.resolve().relative_to(root.resolve())
-    except ValueError:
-        relative = Path(audio.name)
+    except ValueError:  # elsewhere: its folder's hash keeps two x.opus of two folders apart
+        folder = hashlib.sha1(str(audio.resolve().parent).encode()).hexdigest()[:12]
+        relative = Path("elsewhere") / folder / audio.name
     return _convert_to_flac(audio, (out / CONVERTED_AUDIO_DIR / relative).with_suffix(".flac"))
 
 
@@ -245,7 +258,7 @@ def read_librispeech(src: Path) -> list[SourceRow]:
                                 f"SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt files")
     rows = []
     for transcript in transcripts:
-        for line_no, line in enumerate(transcript.read_text(encoding="utf-8").splitlines(), 1):
+        for line_no, line in enumerate(_text_of(transcript).splitlines(), 1):
             if not line.strip():
                 continue
             utt_id, _, text = line.strip().partition(" ")
@@ -296,7 +309,7 @@ def read_ljspeech(src: Path) -> list[SourceRow]:
         raise CorpusFormatError(f"{src}: no LJSpeech {LJSPEECH_METADATA} found; expected 'ID|raw "
                                 f"text|normalized text' lines and {LJSPEECH_AUDIO_DIR}/ID.wav")
     rows = []
-    for line_no, line in enumerate(metadata.read_text(encoding="utf-8").splitlines(), 1):
+    for line_no, line in enumerate(_text_of(metadata).splitlines(), 1):
         if not line.strip():
             continue
         utt_id, *texts = line.split("|")
@@ -330,7 +343,7 @@ def read_nemo(src: Path) -> list[SourceRow]:
     """Rows of a NeMo manifest, or of every *.json / *.jsonl manifest in a folder."""
     rows = []
     for manifest in _nemo_manifests(src):
-        for line_no, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        for line_no, line in enumerate(_text_of(manifest).splitlines(), 1):
             if not line.strip():
                 continue
             where = f"{manifest}:{line_no}"
@@ -363,8 +376,10 @@ def read_folder(src: Path) -> list[SourceRow]:
     for audio in audios:
         transcript = audio.with_suffix(".txt")
         if transcript.is_file():
-            rows.append(SourceRow(audio, transcript.read_text(encoding="utf-8"),
-                                  speaker=_speaker_of(audio, common)))
+            try:
+                rows.append(SourceRow(audio, _text_of(transcript), speaker=_speaker_of(audio, common)))
+            except CorpusFormatError as exc:  # one bad transcript is one skipped row
+                rows.append(SourceRow(audio, "", problem=str(exc)))
         else:
             rows.append(SourceRow(audio, "", problem="missing transcript"))
     paired = {p.with_suffix(".txt") for p in audios}

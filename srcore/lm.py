@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import files_replaced_together, write_text_atomic
+from .manifest import manifest_label
 from .metrics import ErrorCounts, error_counts
 from .text import BLANK, CHAR_TO_ID, normalize_text
 
@@ -221,13 +223,19 @@ def vocabulary_words() -> list[str]:
 
 
 def manifest_texts(manifest) -> list[str]:
+    """Every transcript of a manifest (an --exclude list must be read whole: ValueError naming
+    the file and line for a line that is not JSON)."""
     texts = []
     with open(manifest, encoding="utf-8-sig") as f:
-        for line in f:
-            if line.strip():
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
                 row = json.loads(line)
-                if isinstance(row, dict) and row.get("text"):
-                    texts.append(str(row["text"]))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{manifest}, line {number}: not valid JSON ({exc})") from None
+            if isinstance(row, dict) and row.get("text"):
+                texts.append(str(row["text"]))
     return texts
 
 
@@ -539,18 +547,19 @@ def build(out, sources=("auto",), texts=(), excludes=(), order=DEFAULT_ORDER, vo
     if not all_sentences:
         raise ValueError("no text: every source was empty or missing")
     model = estimate(all_sentences, order, vocab, prune, always=vocabulary_words(), min_count=min_count)
-    arpa_bytes = model.write_arpa(out / ARPA_FILE)
-    lexicon_words = write_lexicon(model.words, out / LEXICON_FILE)
-    info = {"format": "srcore-lm/1", "order": order, "sources": used,
-            "licences": sorted({s["licence"] for s in used}),
-            "vocabulary_list": "srcore/assets/words.tsv (wordfreq 3.1.1, CC BY-SA 4.0)",
-            "estimator": "interpolated modified Kneser-Ney (srcore.lm, numpy)",
-            "counts": model.counts, "words": model.counts["tokens"], "lexicon_words": lexicon_words,
-            "arpa_bytes": arpa_bytes, "excluded_sentences": total_dropped,
-            "exclude_manifests": [str(m) for m in excludes], "exclude_ngram": EXCLUDE_N,
-            "min_count": min_count, "build_s": round(time.perf_counter() - started, 1),
-            "command": command or "python -m srcore.lm build --out " + shlex.quote(str(out))}
-    (out / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    with files_replaced_together(out, (ARPA_FILE, LEXICON_FILE, INFO_FILE)) as partial:
+        arpa_bytes = model.write_arpa(partial[ARPA_FILE])
+        lexicon_words = write_lexicon(model.words, partial[LEXICON_FILE])
+        info = {"format": "srcore-lm/1", "order": order, "sources": used,
+                "licences": sorted({s["licence"] for s in used}),
+                "vocabulary_list": "srcore/assets/words.tsv (wordfreq 3.1.1, CC BY-SA 4.0)",
+                "estimator": "interpolated modified Kneser-Ney (srcore.lm, numpy)",
+                "counts": model.counts, "words": model.counts["tokens"], "lexicon_words": lexicon_words,
+                "arpa_bytes": arpa_bytes, "excluded_sentences": total_dropped,
+                "exclude_manifests": [manifest_label(m) for m in excludes], "exclude_ngram": EXCLUDE_N,
+                "min_count": min_count, "build_s": round(time.perf_counter() - started, 1),
+                "command": command or "python -m srcore.lm build --out " + shlex.quote(str(out))}
+        partial[INFO_FILE].write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     log(f"lm: {model.counts['tokens']} words, vocabulary {model.counts['vocabulary']}, n-grams "
         f"{model.counts['ngrams_kept']}, {arpa_bytes / 1e6:.1f} MB ARPA, {total_dropped} sentences "
         f"excluded, {info['build_s']} s -> {out}")
@@ -566,9 +575,8 @@ def compute_emissions(recognizer, manifest, log=_log, max_clips: int = 0) -> tup
     most max_clips, evenly spread, when it is set)."""
     import torch
 
-    from .audio import AudioError, read_audio
+    from .audio import AudioError
     from .manifest import SkipReport, read_manifest
-    from .transcribe import MAX_AUDIO_S
     report = SkipReport()
     utterances = read_manifest(manifest, report=report)
     if max_clips:
@@ -578,7 +586,7 @@ def compute_emissions(recognizer, manifest, log=_log, max_clips: int = 0) -> tup
     started = time.perf_counter()
     for utt in utterances:
         try:
-            wave = read_audio(utt.path, recognizer.sample_rate, MAX_AUDIO_S)
+            wave = recognizer.read_clip(utt.path)  # the clips that evaluate scores, no others
         except AudioError as exc:
             report.add(utt.path, str(exc))
             continue
@@ -651,6 +659,19 @@ def _groups(keys) -> dict:
     return groups if len(groups) > 1 else {}
 
 
+def lm_name(lm_dir, write=None) -> str:
+    """How decoding.json at `write` names the LM folder: relative to the file's own folder, which
+    must hold it (a model directory carries its LM); LM_DIR when nothing is written."""
+    from .decoding import LM_DIR
+    if not write:
+        return LM_DIR
+    model_dir, folder = Path(write).resolve().parent, Path(lm_dir).resolve()
+    if not folder.is_relative_to(model_dir):
+        raise ValueError(f"--lm {lm_dir} is not inside {model_dir}, where --write puts "
+                         "decoding.json: copy the LM folder into the model directory first")
+    return folder.relative_to(model_dir).as_posix()
+
+
 def tune(model_dir, lm_dir, manifest, lm_weights, word_scores, beams, beam_threshold,
          write=None, log=_log, prior_from=None, prior_scales=None) -> dict:
     """Grid-search the LM decoding settings for WER on `manifest`; with `prior_from` (a manifest
@@ -658,6 +679,7 @@ def tune(model_dir, lm_dir, manifest, lm_weights, word_scores, beams, beam_thres
     from .decoding import BeamDecoder, greedy_decode
     from .transcribe import Recognizer
     prior_scales = list(prior_scales or (PRIOR_SCALES if prior_from else [0.0]))
+    lm_reference = lm_name(lm_dir, write)  # refused before minutes of decoding, not after
     if any(prior_scales) and not prior_from:
         raise ValueError("prior scales other than 0 need --prior-from MANIFEST (clips to estimate "
                          "the model's token prior on)")
@@ -693,15 +715,15 @@ def tune(model_dir, lm_dir, manifest, lm_weights, word_scores, beams, beam_thres
                         "wer": round(_wer([best["_per"][i] for i in idx]), 4)}
         log(f"tune: {name:<12} {len(idx):>4} clips  greedy WER {groups[name]['greedy_wer']:.4f}  "
             f"LM WER {groups[name]['wer']:.4f}")
-    settings = {"decoder": "lexicon+lm", "lm": "lm", "beam_size": best["beam_size"],
+    settings = {"decoder": "lexicon+lm", "lm": lm_reference, "beam_size": best["beam_size"],
                 "beam_threshold": beam_threshold, "lm_weight": best["lm_weight"],
                 "word_score": best["word_score"], "prior_scale": best["prior_scale"]}
     if prior is not None:
         settings["token_prior"] = prior
-    settings["tuned"] = {"manifest": str(manifest), "clips": len(emissions), "audio_s": round(audio_s, 1),
+    settings["tuned"] = {"manifest": manifest_label(manifest), "clips": len(emissions), "audio_s": round(audio_s, 1),
                          "greedy_wer": round(greedy, 4), "wer": round(best["wer"], 4),
                          "decode_rtf": round(best["rtf"], 5), "groups": groups,
-                         "prior_from": str(prior_from) if prior_from else None,
+                         "prior_from": manifest_label(prior_from) if prior_from else None,
                          "grid": {"lm_weight": list(lm_weights), "word_score": list(word_scores),
                                   "beam_size": list(beams), "prior_scale": prior_scales}}
     log(f"tune: best beam {best['beam_size']} prior_scale {best['prior_scale']} lm_weight "
@@ -709,7 +731,7 @@ def tune(model_dir, lm_dir, manifest, lm_weights, word_scores, beams, beam_thres
         f"(greedy {greedy:.4f})")
     if write:
         Path(write).parent.mkdir(parents=True, exist_ok=True)
-        Path(write).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(write, json.dumps(settings, indent=2) + "\n")
         log(f"tune: wrote {write}")
     return settings
 
@@ -791,7 +813,7 @@ def main(argv=None) -> None:
             if not sentences:
                 raise ValueError("no speakable sentence in " + args.source)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text("\n".join(sentences) + "\n", encoding="utf-8")
+            write_text_atomic(args.out, "\n".join(sentences) + "\n")
             _log(f"lm text: {len(sentences)} sentences -> {args.out}")
         else:
             import torch

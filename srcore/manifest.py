@@ -12,6 +12,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from .atomic import write_text_atomic
 from .text import normalize_text
 
 log = logging.getLogger(__name__)
@@ -198,20 +199,25 @@ def split_rows(rows: list[dict], valid_fraction: float, seed: int) -> tuple[list
             [row for i, row in enumerate(rows) if i in valid])
 
 
-
 def write_manifest(rows, manifest) -> Path:
-    """Write rows (dicts or Utterances) as JSON lines; paths under the manifest's folder become
-    relative so the corpus folder can be moved."""
+    """Write rows (dicts or Utterances) as JSON lines, whole or not at all; paths under the
+    manifest's folder become relative so the corpus folder can be moved."""
     manifest = Path(manifest)
     manifest.parent.mkdir(parents=True, exist_ok=True)
     root = manifest.resolve().parent
-    with open(manifest, "w", encoding="utf-8") as f:
-        for row in rows:
-            row = dict(row.__dict__) if isinstance(row, Utterance) else dict(row)
-            if "path" in row and "key" not in row:
-                row["key"] = row.pop("path")
-            key = Path(row["key"])
-            if key.is_absolute() and key.resolve().is_relative_to(root):
-                row["key"] = str(key.resolve().relative_to(root))
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return manifest
+    lines = []
+    for row in rows:
+        row = dict(row.__dict__) if isinstance(row, Utterance) else dict(row)
+        if "path" in row and "key" not in row:
+            row["key"] = row.pop("path")
+        key = Path(row["key"])
+        if key.is_absolute() and key.resolve().is_relative_to(root):
+            row["key"] = str(key.resolve().relative_to(root))
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    return write_text_atomic(manifest, "".join(lines))
+
+
+def manifest_label(path) -> str:
+    """A short, machine-independent name for a manifest: its folder and file name."""
+    path = Path(path)
+    return "/".join(path.parts[-2:]) if len(path.parts) > 1 else path.name

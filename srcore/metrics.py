@@ -33,8 +33,10 @@ class ErrorCounts:
 
 
 def error_counts(ref: str, hyp: str) -> ErrorCounts:
-    """Edit-distance counts of one utterance; an empty hypothesis is all deletions."""
-    if not ref.split():
+    """Edit-distance counts of one utterance, whitespace squeezed first (as words are counted):
+    against an empty reference every hypothesis word is an insertion."""
+    ref, hyp = " ".join(ref.split()), " ".join(hyp.split())
+    if not ref:
         return ErrorCounts(len(hyp.split()), 0, len(hyp), 0, insertions=len(hyp.split()))
     words = jiwer.process_words(ref, hyp)
     chars = jiwer.process_characters(ref, hyp)

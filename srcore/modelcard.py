@@ -14,6 +14,7 @@ import argparse
 import json
 import re
 import shlex
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from huggingface_hub import EvalResult, ModelCardData
 from safetensors import safe_open
 
 from . import __version__
+from .atomic import write_text_atomic
 from .checkpoint import WEIGHTS_FILE, read_config, resolve_model_dir
 from .config import TRAIN_MODULE, TrainConfig, as_stored_then, config_to_arguments
 from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
+from .manifest import manifest_label
 
 CARD_FILE = "README.md"
 TASK_TYPE, TASK_NAME = "automatic-speech-recognition", "Speech Recognition"
@@ -63,12 +66,6 @@ class CardSpec:
 
 # ---------------------------------------------------------------- scores
 
-def manifest_label(path) -> str:
-    """A short, machine-independent name for a manifest: its folder and file name."""
-    path = Path(path)
-    return "/".join(path.parts[-2:]) if len(path.parts) > 1 else path.name
-
-
 def validation_score(meta: dict) -> Score | None:
     """The validation WER/CER the trainer stored in a model directory's config.json."""
     metrics = meta.get("metrics") or {}
@@ -90,6 +87,15 @@ def evaluation_score(summary: dict, dataset: str = "", split: str = "test") -> S
     return Score(dataset=dataset or manifest_label(summary.get("manifest", "evaluation set")),
                  split=split, wer=float(summary["wer"]), cer=float(summary["cer"]),
                  utterances=summary.get("n"), how=f"python -m srcore.evaluate, {decoding}")
+
+
+def read_evaluation(path, dataset: str = "", split: str = "test") -> Score:
+    """evaluation_score of an evaluate summary file; ValueError naming the file when it is not one."""
+    try:
+        return evaluation_score(json.loads(Path(path).read_text(encoding="utf-8")), dataset, split)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: not a summary of python -m srcore.evaluate (a JSON object with "
+                         "wer and cer)") from None
 
 
 def percent(fraction: float) -> float:
@@ -294,7 +300,7 @@ def card_body(card: str) -> str:
 def write_card(model_dir, out=None, **options) -> Path:
     """Write the card of model_dir to `out` (default: model_dir/README.md); options: card_spec's."""
     out = Path(out) if out else resolve_model_dir(model_dir) / CARD_FILE
-    out.write_text(render_card(card_spec(model_dir, **options)), encoding="utf-8")
+    write_text_atomic(out, render_card(card_spec(model_dir, **options)))
     return out
 
 
@@ -317,10 +323,12 @@ def main(argv=None) -> None:
     parser.add_argument("--eval-split", default="test")
     args = parser.parse_args(argv)
     names = args.eval_dataset + [""] * (len(args.eval) - len(args.eval_dataset))
-    scores = [evaluation_score(json.loads(Path(path).read_text()), name, args.eval_split)
-              for path, name in zip(args.eval, names)]
-    print(write_card(args.model_dir, args.out, name=args.name, repo_id=args.repo_id,
-                     command=args.command, scores=scores, license=args.license))
+    try:
+        scores = [read_evaluation(path, name, args.eval_split) for path, name in zip(args.eval, names)]
+        print(write_card(args.model_dir, args.out, name=args.name, repo_id=args.repo_id,
+                         command=args.command, scores=scores, license=args.license))
+    except (OSError, ValueError) as exc:
+        sys.exit(f"error: {exc}")
 
 
 if __name__ == "__main__":

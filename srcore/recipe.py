@@ -34,9 +34,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .atomic import swap_in, write_text_atomic
+from .checkpoint import CONFIG_FILE, RESUME_FILE
 from .importers import ASTERISK_INSTALL, ASTERISK_SOUND_DIRS
 from .lm import FORTUNES_DIR, SOURCES
-from .modelcard import manifest_label, public_training
+from .manifest import manifest_label
+from .modelcard import public_training
 from .run import RunFolder
 
 RECIPES = ("default",)
@@ -121,7 +124,7 @@ class Recipe:
         result["wall_s"] = round(time.time() - started, 1)
         if not self.dry_run:
             marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps(result, indent=2))
+            write_text_atomic(marker, json.dumps(result, indent=2))
         self.log(f"stage {name}: {json.dumps(result)}")
         return result
 
@@ -204,13 +207,14 @@ class Recipe:
         if not self.dry_run:
             shutil.rmtree(model, ignore_errors=True)
             shutil.copytree(RunFolder(self.out / "train").best_dir, model)
-            (model / "resume.pt").unlink(missing_ok=True)
-            publishable_config(model / "config.json")
+            (model / RESUME_FILE).unlink(missing_ok=True)
+            publishable_config(model / CONFIG_FILE)
             if (self.out / "lm").is_dir():
                 shutil.copytree(self.out / "lm", model / "lm")
         if (model / "lm").is_dir() or self.dry_run:
             tune = self.dev[0] if self.dev else self.corpus / "valid.jsonl"
-            prior = ("--prior-from", self.corpus / "synth" / "valid.jsonl")  # the model's own domain
+            own_domain = self.corpus / "synth" / "valid.jsonl"  # where the token prior is estimated
+            prior = ("--prior-from", own_domain) if own_domain.is_file() or self.dry_run else ()
             self.run("srcore.lm", "tune", "--model", model, "--lm", model / "lm", "--manifest", tune,
                      *prior, "--write", model / "decoding.json")
         return {"model": str(model)}
@@ -292,8 +296,7 @@ class Recipe:
             staging = target.with_name(target.name + ".new")
             shutil.rmtree(staging, ignore_errors=True)
             shutil.copytree(self.out / "model", staging)
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(staging, target)
+            swap_in(staging, target)
         return {"shipped": str(target)}
 
     def __call__(self) -> None:

@@ -15,17 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import write_text_atomic
+
 RUNNING, FINISHED, FAILED, STOPPED, STALE = "running", "finished", "failed", "stopped", "stale"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk: the old file stays, no empty temp file beside it
-        raise
 
 
 TAIL_BYTES_PER_LINE = 200  # how far back from the end tail() reads, per line wanted
@@ -98,7 +90,7 @@ class RunFolder:
         return self
 
     def write_config(self, config: dict) -> None:
-        _write_atomic(self.config_path, json.dumps(config, indent=2))
+        write_text_atomic(self.config_path, json.dumps(config, indent=2))
 
     def read_config(self) -> dict:
         return json.loads(self.config_path.read_text()) if self.config_path.is_file() else {}
@@ -111,7 +103,7 @@ class RunFolder:
         lines = self.metrics_path.read_text().splitlines()
         kept = [line for line in lines if not _after_checkpoint(line, step, epochs)]
         if len(kept) != len(lines):
-            _write_atomic(self.metrics_path, "".join(line + "\n" for line in kept))
+            write_text_atomic(self.metrics_path, "".join(line + "\n" for line in kept))
         return len(lines) - len(kept)
 
     def lock(self):
@@ -153,7 +145,7 @@ class RunFolder:
 
     def write_status(self, state: str, **fields) -> None:
         status = {"state": state, "pid": os.getpid(), "updated": time.time(), **fields}
-        _write_atomic(self.status_path, json.dumps(status))
+        write_text_atomic(self.status_path, json.dumps(status))
 
     def read_status(self) -> dict:
         """The status, with state 'stale' when it claims to run but its process is gone."""
@@ -210,4 +202,4 @@ def write_loss_curve(run: RunFolder) -> None:
            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
            f'<text x="{pad}" y="{pad - 8}">max {top:.3g}</text>'
            f'<text x="{width / 2 - 20}" y="{height - 10}">epoch 1..{len(rows)}</text>{"".join(lines)}</svg>')
-    _write_atomic(run.curve_path, f"<!doctype html><title>{run.name} loss</title>{svg}")
+    write_text_atomic(run.curve_path, f"<!doctype html><title>{run.name} loss</title>{svg}")

@@ -21,7 +21,7 @@ import torch
 
 from .audio import AudioError, is_silent, read_audio, to_model_rate
 from .checkpoint import load_model, resolve_model_dir
-from .decoding import decode_with_path, describe_decoder, greedy_decode, load_decoding, make_decoder
+from .decoding import UNLIKELY, decode_with_path, describe_decoder, greedy_decode, load_decoding, make_decoder
 from .features import LogMel
 from .model import ModelConfig
 from .text import BLANK, CHAR_TO_ID
@@ -31,9 +31,9 @@ from .vad import speech_regions
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
 CHUNK_S = 20.0  # longest piece the model sees at once
 CUT_SEARCH_S = 4.0  # a cut moves back to the quietest 10 ms within this many seconds
+MIN_TAIL_S = 1.0  # no cut leaves less than this after it (a sliver is too short to read)
 MAX_AUDIO_S = 30 * 60.0  # longer input is refused, not silently truncated
 MIN_AUDIO_S = 0.1
-UNLIKELY = -30.0  # log-probability of the other tokens on a frame left out of decoding
 FORMATS = {"text": ".txt", "json": ".json", "srt": ".srt", "vtt": ".vtt"}  # --format -> file suffix
 
 
@@ -57,13 +57,16 @@ class Transcript:
 
 
 def chunk_bounds(wave: torch.Tensor, sample_rate: int, chunk_s: float = CHUNK_S) -> list[tuple]:
-    """(start, end) sample ranges covering `wave`, each at most chunk_s long, cut in quiet spots."""
+    """(start, end) sample ranges covering `wave`, each at most chunk_s long, cut in quiet spots
+    and never leaving less than MIN_TAIL_S after the last cut."""
     chunk, search, hop = int(chunk_s * sample_rate), int(CUT_SEARCH_S * sample_rate), sample_rate // 100
+    min_tail = int(MIN_TAIL_S * sample_rate)
     bounds, start = [], 0
     while wave.numel() - start > chunk:
-        window = wave[start + chunk - search:start + chunk]
+        window_end = min(start + chunk, wave.numel() - min_tail)
+        window = wave[window_end - search:window_end]
         energy = window[: window.numel() // hop * hop].reshape(-1, hop).pow(2).mean(dim=1)
-        cut = start + chunk - search + int(energy.argmin()) * hop
+        cut = window_end - search + int(energy.argmin()) * hop
         bounds.append((start, cut))
         start = cut
     bounds.append((start, wave.numel()))
@@ -138,14 +141,19 @@ class Recognizer:
             pieces.append(out[0, : int(lengths[0])].float().cpu())
         return torch.cat(pieces)
 
-    def transcribe_wave(self, wave: torch.Tensor) -> Transcript:
-        """Transcribe a mono float waveform already at the model's sample rate."""
+    def check_length(self, wave: torch.Tensor) -> float:
+        """The waveform's seconds; AudioError when it is too short to read or too long."""
         audio_s = wave.numel() / self.sample_rate
         if audio_s < MIN_AUDIO_S:
             raise AudioError(f"audio is too short ({audio_s:.2f} s; at least {MIN_AUDIO_S} s)")
         if audio_s > MAX_AUDIO_S:
             raise AudioError(f"audio is too long ({audio_s / 60:.1f} min; at most "
                              f"{MAX_AUDIO_S / 60:.0f} min)")
+        return audio_s
+
+    def transcribe_wave(self, wave: torch.Tensor) -> Transcript:
+        """Transcribe a mono float waveform already at the model's sample rate."""
+        audio_s = self.check_length(wave)
         started = time.perf_counter()
         log_probs = self.log_probs(wave)
         with self._lock:
@@ -156,14 +164,20 @@ class Recognizer:
         """Transcribe samples at any rate: numpy or tensor, (samples,) or (samples, channels)."""
         return self.transcribe_wave(to_model_rate(samples, sample_rate, self.sample_rate))
 
-    def transcribe_file(self, path) -> Transcript:
+    def read_clip(self, path) -> torch.Tensor:
+        """A file's waveform at the model's rate; AudioError naming the file when it cannot be
+        read, is silent, or is too short or too long to transcribe."""
         wave = read_audio(path, self.sample_rate, MAX_AUDIO_S)
         if is_silent(wave):
             raise AudioError(f"{Path(path).name}: the audio is silent, nothing to transcribe")
         try:
-            return self.transcribe_wave(wave)
+            self.check_length(wave)
         except AudioError as exc:
             raise AudioError(f"{path}: {exc}") from None
+        return wave
+
+    def transcribe_file(self, path) -> Transcript:
+        return self.transcribe_wave(self.read_clip(path))
 
 
 def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -184,6 +198,8 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
 
 def recognizer_from_args(args: argparse.Namespace) -> Recognizer:
     """Set the thread count and load the model the options name; exit with a message if it can't."""
+    if args.greedy and (args.beam > 1 or args.lexicon or args.lm):
+        sys.exit("error: --greedy is best-path decoding; it cannot go with --beam, --lexicon or --lm")
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -208,11 +224,30 @@ def render(result: Transcript, fmt: str, path: str = "") -> str:
                                     for s in segments(words)]}) + "\n"
 
 
+def output_path(path: str, fmt: str, output_dir: Path) -> Path:
+    """Where --output-dir puts the transcript of `path`: output_dir/<its name><format's suffix>."""
+    return output_dir / (Path(path).stem + FORMATS[fmt])
+
+
 def write_output(result: Transcript, fmt: str, path: str, output_dir: Path) -> Path:
-    """Write the transcript of `path` as output_dir/<its name><format's suffix>."""
-    target = output_dir / (Path(path).stem + FORMATS[fmt])
-    target.write_text(render(result, fmt, path), encoding="utf-8")
+    """Write the transcript of `path` to its output_path, whole or not at all."""
+    target = output_path(path, fmt, output_dir)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(render(result, fmt, path), encoding="utf-8")
+    partial.replace(target)
     return target
+
+
+def check_output_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse --output-dir targets that two inputs share, or that exist (a reference transcript
+    beside its audio is a .txt too) unless --overwrite, before anything is transcribed."""
+    targets = [output_path(f, args.format, args.output_dir) for f in args.files]
+    if len(set(targets)) < len(targets):
+        parser.error("with --output-dir every input needs its own name (two would write the same file)")
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        parser.error(f"{existing[0]} exists" + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else "")
+                     + "; --overwrite replaces, or choose another --output-dir")
 
 
 def main(argv=None) -> None:
@@ -225,15 +260,14 @@ def main(argv=None) -> None:
     parser.add_argument("--output-dir", type=Path,
                         help="write one file per input (its name, the format's suffix) here "
                              "instead of printing")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --output-dir, replace files that are already there")
     add_recognizer_arguments(parser)
     args = parser.parse_args(argv)
     if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
         parser.error(f"--format {args.format} with several files needs --output-dir")
     if args.output_dir:
-        names = [Path(f).stem for f in args.files]
-        if len(set(names)) < len(names):
-            parser.error("with --output-dir every input needs its own name (two would write "
-                         "the same file)")
+        check_output_dir(parser, args)
         args.output_dir.mkdir(parents=True, exist_ok=True)
     recognizer = recognizer_from_args(args)
     failed = 0

@@ -3,6 +3,8 @@ recorder: no network), model cards with model-index, and the token never reachin
 import json
 import shlex
 import shutil
+import subprocess
+import sys
 import types
 from dataclasses import asdict
 from pathlib import Path
@@ -275,3 +277,38 @@ def test_the_bundle_carries_the_word_lm_and_decoding_settings(trained_model, tmp
     out = hub.save_pretrained(model_dir, tmp_path / "bundle")
     assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == BUNDLE | {
         "decoding.json", "lm/lm.arpa", "lm/lexicon.txt", "lm/lm.json"}
+
+
+def test_saving_over_an_earlier_bundle_replaces_it_whole_and_other_folders_are_refused(
+        trained_model, tmp_path):
+    with_lm = tmp_path / "with-lm"
+    shutil.copytree(trained_model, with_lm)
+    (with_lm / "lm").mkdir()
+    for name in ("lm.arpa", "lexicon.txt", "lm.json"):
+        (with_lm / "lm" / name).write_text(name)
+    (with_lm / "decoding.json").write_text("{}")
+    out = hub.save_pretrained(with_lm, tmp_path / "bundle")
+    assert (out / "lm" / "lm.arpa").is_file()
+    hub.save_pretrained(trained_model, out)  # a model without an LM must not decode with the old one
+    assert not (out / "lm").exists() and not (out / "decoding.json").exists()
+    assert not list(tmp_path.glob("bundle.*"))  # no staging or old copy left beside it
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(hub.HubError, match="holds other files"):
+        hub.save_pretrained(trained_model, notes)
+    assert [p.name for p in notes.iterdir()] == ["todo.txt"]
+
+
+def test_card_cli_errors_are_one_line(trained_model, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "srcore.modelcard", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.startswith("error:") and "nowhere" in done.stderr
+    assert "Traceback" not in done.stderr
+    summary = tmp_path / "summary.json"
+    summary.write_text("{}")
+    done = subprocess.run([sys.executable, "-m", "srcore.modelcard", str(trained_model), "--out",
+                           str(tmp_path / "card.md"), "--eval", str(summary)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "summary.json: not a summary" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "card.md").exists()

@@ -265,6 +265,14 @@ def test_unreadable_audio_is_skipped(tmp_path):
     assert report.skipped.reasons == {"unreadable audio file": 1}
 
 
+def test_a_transcript_that_is_not_utf8_is_one_skipped_row(tmp_path):
+    src = make_folder(tmp_path / "clips", {f"c{i}.wav": f"clip {i}" for i in range(3)})
+    (src / "c2.txt").write_bytes("caf\u00e9 au lait".encode("latin-1"))
+    report = import_corpus("folder", src, tmp_path / "out")
+    [(reason, count)] = report.skipped.reasons.items()
+    assert count == 1 and "c2.txt: not UTF-8 text" in reason
+
+
 def test_empty_folder_and_unknown_kind(tmp_path):
     with pytest.raises(CorpusFormatError, match="no audio files"):
         import_corpus("folder", tmp_path, tmp_path / "out")

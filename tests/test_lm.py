@@ -220,6 +220,74 @@ def test_load_decoding(lm_dir, tmp_path):
     assert load_decoding(model_dir) is greedy_decode
 
 
+def test_decoding_json_must_name_an_lm_inside_its_model_and_be_an_object(lm_dir, tmp_path):
+    import shutil
+    model_dir = tmp_path / "model"
+    shutil.copytree(lm_dir, tmp_path / "elsewhere")
+    model_dir.mkdir()
+    for outside in (str(tmp_path / "elsewhere"), "../elsewhere"):  # a downloaded model's trick
+        (model_dir / "decoding.json").write_text(json.dumps({"lm": outside}))
+        with pytest.raises(ValueError, match="outside the model directory"):
+            load_decoding(model_dir)
+    (model_dir / "decoding.json").write_text("[1]")
+    with pytest.raises(ValueError, match=r"decoding\.json: expected a JSON object"):
+        load_decoding(model_dir)
+    (model_dir / "decoding.json").write_text(json.dumps({"lm": "lm"}))  # asked for, not there
+    with pytest.warns(UserWarning, match="decoding greedy"):
+        assert load_decoding(model_dir) is greedy_decode
+
+
+def test_a_broken_lm_file_is_an_error_naming_it(lm_dir, tmp_path):
+    import shutil
+    broken = tmp_path / "lm"
+    shutil.copytree(lm_dir, broken)
+    arpa = broken / lm.ARPA_FILE
+    arpa.write_bytes(arpa.read_bytes()[: arpa.stat().st_size // 2])  # a copy cut short
+    with pytest.raises(ValueError, match=r"lm\.arpa: not readable as a KenLM language model"):
+        BeamDecoder(beam_size=8, lm=str(broken))
+
+
+def test_lm_build_replaces_its_files_together(tmp_path, monkeypatch):
+    text = tmp_path / "text.txt"
+    text.write_text("The cat sat. The dog ran.\n", encoding="utf-8")
+    out = tmp_path / "lm"
+    lm.build(out, sources=[], texts=[text], prune=(0, 0, 0), log=lambda m: None)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(lm, "write_lexicon", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    text.write_text("A bird flew. A fish swam.\n", encoding="utf-8")
+    with pytest.raises(OSError, match="disk full"):
+        lm.build(out, sources=[], texts=[text], prune=(0, 0, 0), log=lambda m: None)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no new LM beside the old lexicon
+
+
+def test_an_exclude_manifest_line_that_is_not_json_is_named(tmp_path):
+    manifest = tmp_path / "dev.jsonl"
+    manifest.write_text('{"key": "a.wav", "text": "hello there"}\n{bad\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"dev\.jsonl, line 2: not valid JSON"):
+        lm.manifest_texts(manifest)
+
+
+def test_tune_names_the_lm_relative_to_the_file_it_writes(tmp_path):
+    model_dir = tmp_path / "model"
+    assert lm.lm_name(model_dir / "lm", model_dir / "decoding.json") == "lm"
+    assert lm.lm_name(model_dir / "lm-big", model_dir / "decoding.json") == "lm-big"
+    assert lm.lm_name(tmp_path / "other" / "lm") == "lm"  # nothing written
+    with pytest.raises(ValueError, match="is not inside"):
+        lm.lm_name(tmp_path / "other" / "lm", model_dir / "decoding.json")
+
+
+def test_the_lm_cache_keeps_only_the_last_few(lm_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from srcore import decoding
+    monkeypatch.setattr(decoding, "RESOURCES_KEPT", 1)
+    monkeypatch.setattr(decoding, "_RESOURCES", decoding.OrderedDict())
+    copies = [shutil.copytree(lm_dir, tmp_path / f"lm{i}") for i in range(3)]
+    for copy in copies:
+        decoding.load_lm_resources(str(copy / lm.LEXICON_FILE), str(copy / lm.ARPA_FILE))
+    assert len(decoding._RESOURCES) == 1
+
+
 def test_load_decoding_applies_the_stored_prior(lm_dir, tmp_path):
     import shutil
     model_dir = tmp_path / "model"

@@ -126,3 +126,17 @@ def test_transcribe_refuses_outputs_that_would_collide(trained_model, tmp_path):
     assert done.returncode == 2 and "needs --output-dir" in done.stderr
     done = run_transcribe("--model", trained_model, "--output-dir", tmp_path / "o", first, second)
     assert done.returncode == 2 and "its own name" in done.stderr
+
+
+def test_transcribe_never_writes_over_a_file_unasked(trained_model, tmp_path):
+    path, _ = padded_word(tmp_path)
+    reference = path.with_suffix(".txt")  # a reference transcript beside its clip
+    reference.write_text("the reference\n")
+    done = run_transcribe("--model", trained_model, "--greedy", "--output-dir", tmp_path, path)
+    assert done.returncode == 2 and f"{reference} exists" in done.stderr and "--overwrite" in done.stderr
+    assert reference.read_text() == "the reference\n"
+    done = run_transcribe("--model", trained_model, "--greedy", "--output-dir", tmp_path, "--overwrite", path)
+    assert done.returncode == 0, done.stderr
+    assert reference.read_text() == "stop\n" and not list(tmp_path.glob(".*.tmp"))
+    done = run_transcribe("--model", trained_model, "--greedy", "--beam", "8", path)
+    assert done.returncode == 1 and "--greedy is best-path decoding" in done.stderr

@@ -45,6 +45,16 @@ def test_long_audio_is_chunked_at_quiet_points():
     assert SAMPLE_RATE * 18 <= bounds[0][1] <= SAMPLE_RATE * 18 + 320
 
 
+def test_no_cut_leaves_a_sliver_too_short_to_read():
+    import torch
+    wave = torch.full((SAMPLE_RATE * 20 + 1,), 0.5)
+    wave[-SAMPLE_RATE // 100:] = 0  # the quietest 10 ms is the very end of the search window
+    bounds = chunk_bounds(wave, SAMPLE_RATE, chunk_s=20.0)
+    assert bounds[-1][1] == wave.numel() and all(b[1] == n[0] for b, n in zip(bounds, bounds[1:]))
+    assert all(end - start >= SAMPLE_RATE for start, end in bounds)
+    assert all(end - start <= 20 * SAMPLE_RATE for start, end in bounds)
+
+
 def test_bad_audio_is_a_clear_error(trained_model, tmp_path):
     recognizer = Recognizer.load(trained_model)
     fake = tmp_path / "notes.wav"

@@ -130,6 +130,12 @@ def test_error_counts_and_diff():
     assert format_diff("the cat sat", "the hat sat") == "the (cat->hat) sat"
 
 
+def test_error_counts_squeeze_whitespace_as_words_are_counted():
+    assert error_counts(" the cat ", "the cat") == error_counts("the cat", "the cat")
+    spaced = error_counts("the  cat", "the cat")
+    assert (spaced.word_errors, spaced.char_errors, spaced.chars) == (0, 0, 7)
+
+
 def test_validation_batches_cover_every_clip_across_ranks():
     durations = [1.0] * 23  # 3 batches of 8: an uneven share for 2 ranks
     shares = [BucketBatchSampler(durations, 8, shuffle=False, rank=r, num_replicas=2, even=False).batches()

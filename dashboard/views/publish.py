@@ -1,9 +1,9 @@
 """Publish: push a checkpoint to the Hugging Face Hub with its model card, or save the bundle."""
 import streamlit as st
 
-from srcore.hub import HubError, card_text, mask_secrets, model_source, push_to_hub, save_pretrained
+from srcore.hub import HubError, bundle_files, card_text, mask_secrets, model_source, push_to_hub, save_pretrained
 from srcore.launch import runs_root
-from srcore.modelcard import card_body, default_name
+from srcore.modelcard import CARD_FILE, card_body, default_name
 from srcore.run import list_runs
 
 st.title("Publish a model")
@@ -66,7 +66,8 @@ def save_form(source) -> None:
     except (HubError, OSError, ValueError) as exc:
         st.error(str(exc))
         return
-    st.success(f"saved model.safetensors, config.json and README.md in `{saved.resolve()}`")
+    files = ", ".join([*bundle_files(saved), CARD_FILE])
+    st.success(f"saved {files} in `{saved.resolve()}`")
 
 
 source = choose_source()

@@ -1,0 +1,47 @@
+"""Writes that a kill or a full disk cannot leave half done: a file or a folder is written beside
+its target and renamed over it, so a reader sees the old version or the new one, never a mix."""
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Replace `path` with `text` (UTF-8) in one rename; on failure the old file stays and no
+    temporary file is left beside it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def swap_in(staging: Path, directory: Path) -> None:
+    """Put the complete folder `staging` in the place of `directory` by renames: a kill at any
+    moment leaves `directory`, or its `.old` copy beside it, whole."""
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(staging, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def files_replaced_together(folder: Path, names):
+    """Yield {name: temporary path} for files to write in `folder`; when the block ends without
+    error each is renamed over folder/name, one right after another, so a kill mid-write never
+    leaves one new file beside the old others (say, a new LM beside the old lexicon)."""
+    partial = {name: folder / f".{name}.{os.getpid()}.partial" for name in names}
+    try:
+        yield partial
+    except BaseException:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    for name, path in partial.items():
+        os.replace(path, folder / name)
