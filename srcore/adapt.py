@@ -37,7 +37,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import load_model, read_config, resolve_model_dir, write_model_dir
+from .checkpoint import (
+    CheckpointWriteError,
+    check_replaceable,
+    load_model,
+    read_config,
+    resolve_model_dir,
+    write_model_dir,
+)
 from .config import AdaptConfig, add_config_arguments, config_from_args
 from .dataset import Batch, SpeechDataset, collate
 from .decoding import DECODING_FILE, LM_DIR
@@ -242,6 +249,7 @@ def adapt(model_dir, utterances: list[Utterance], out, cfg: AdaptConfig | None =
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     base = resolve_model_dir(model_dir)
+    check_replaceable(Path(out))  # before minutes of fine-tuning, not after
     learn, held = split_held_out(list(utterances), cfg.held_out, cfg.seed)
     if not learn:
         raise ValueError("no clips to learn from")
@@ -314,6 +322,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     try:
         cfg = config_from_args(AdaptConfig, args, args.config)
+        if Path(args.out).resolve() == resolve_model_dir(args.model).resolve():
+            raise ValueError(f"--out {args.out} is the model being adapted; write the adapted "
+                             "model to another folder")
         report = SkipReport()
         utterances = read_manifest(args.manifest, report=report)
         if not utterances:
@@ -326,7 +337,7 @@ def main(argv=None) -> None:
                       file=sys.stderr, flush=True)
 
         result = adapt(args.model, utterances, args.out, cfg, replay, show)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, CheckpointWriteError) as exc:
         sys.exit(f"error: {exc}")
     print(json.dumps({**result.summary(), "skipped": report.total}, indent=2))
 

@@ -45,3 +45,22 @@ def files_replaced_together(folder: Path, names):
         raise
     for name, path in partial.items():
         os.replace(path, folder / name)
+
+
+def output_file(path) -> Path:
+    """`path` made ready to be written (its folders created), checked before any work is done;
+    ValueError naming it when it is a folder or lies under a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give a file name")
+    return output_folder(path.parent) / path.name
+
+
+def output_folder(path) -> Path:
+    """The folder `path`, created if need be; ValueError naming it when it (or a parent) is a file."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"{path}: is a file, or lies under one; give a folder") from None
+    return path

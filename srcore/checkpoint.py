@@ -40,6 +40,7 @@ def write_model_dir(directory, model: torch.nn.Module, config: ModelConfig,
     `companions`, files or folders (another model's LM and decoding settings), are copied in under
     their own names before the swap: they may lie in the directory being replaced."""
     directory = Path(directory)
+    check_replaceable(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.with_name(directory.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
@@ -55,6 +56,16 @@ def write_model_dir(directory, model: torch.nn.Module, config: ModelConfig,
                                    "half-written is left; the previous copy, if any, is intact)") from None
     swap_in(staging, directory)
     return directory
+
+
+def check_replaceable(directory: Path) -> None:
+    """CheckpointWriteError unless `directory` is absent, an empty folder or a model directory
+    (a folder of other files, or a file, is never swapped away)."""
+    if directory.is_file() or directory.is_symlink() and not directory.is_dir():
+        raise CheckpointWriteError(f"{directory}: is a file, not a model directory")
+    if directory.is_dir() and any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file():
+        raise CheckpointWriteError(f"{directory}: holds other files and no model; choose a new or "
+                                   "empty folder (a model directory there is replaced)")
 
 
 def _write_files(staging: Path, model, resume_state) -> None:

@@ -15,6 +15,7 @@ COMMANDS = {  # name: (module, what it does)
     "evaluate": ("srcore.evaluate", "score a model on a manifest (WER, CER, RTF)"),
     "transcribe": ("srcore.transcribe", "speech to text for audio files"),
     "data": ("srcore.data", "corpora: synth, import, split, combine"),
+    "voices": ("srcore.voices", "which speech synthesizers this machine has (status)"),
     "lm": ("srcore.lm", "word language model: build, tune"),
     "recipe": ("srcore.recipe", "rebuild the shipped model from nothing"),
     "hub": ("srcore.hub", "push or pull a model on the Hugging Face Hub"),
@@ -44,7 +45,9 @@ def main(argv=None) -> None:
     if module.__name__ == "srcore.serve":
         module.main(name, rest)
     else:
-        module.main(rest)
+        code = module.main(rest)
+        if isinstance(code, int):  # a main that returns its exit status
+            sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 TRAIN_MODULE = "srcore.train"  # `python -m TRAIN_MODULE` runs TrainConfig
 LR_SCHEDULES = ("plateau", "cosine")  # TrainConfig.lr_schedule
 HUB_TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # Hub credentials: a trainer never needs them
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # TrainConfig.device
+AT_LEAST_ONE = ("epochs", "batch_size")  # TrainConfig fields that count something
+NOT_NEGATIVE = ("hidden_size", "num_layers", "conv_channels", "warmup_steps", "max_steps", "max_minutes",
+                "workers", "threads", "cache_mb", "save_every", "log_every", "max_batch_seconds", "samples",
+                "grad_clip", "weight_decay", "lr_patience")
 
 
 def option(default, help: str, before=None):
@@ -87,7 +93,7 @@ class TrainConfig:
     init_from: str = option("", "start from the weights of this model directory (fine-tuning; a "
                                 "larger --hidden-size widens it first)")
     save_every: int = option(0, "also checkpoint every N steps (0: at epoch ends only)")
-    log_every: int = option(25, "a 'step' metrics line every N steps")
+    log_every: int = option(25, "a 'step' metrics line every N steps (0: none)")
     samples: int = option(3, "sample predictions logged per validation")
     augmentation: WaveAugmentConfig = field(default_factory=WaveAugmentConfig,
                                             metadata={"help": "waveform augmentation"})
@@ -95,6 +101,16 @@ class TrainConfig:
     def __post_init__(self):
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule: {self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
+        if not DEVICE.match(str(self.device)):
+            raise ValueError(f"device: {self.device!r} is not one of auto, cpu, cuda, cuda:N")
+        for name in AT_LEAST_ONE:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, not {getattr(self, name)}")
+        for name in NOT_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must not be negative, not {getattr(self, name)}")
+        if not self.lr > 0 or not 0 < self.lr_factor < 1:
+            raise ValueError(f"lr {self.lr} must be above 0 and lr_factor {self.lr_factor} between 0 and 1")
 
 
 def takes_augmentation() -> WaveAugmentConfig:
@@ -218,7 +234,10 @@ def config_from_dict(cls, values: dict, source: str = "config", base=None):
         elif isinstance(default, tuple) and isinstance(value, list):
             value = tuple(value)
         built[name] = value
-    return cls(**{**defaults, **built})
+    try:
+        return cls(**{**defaults, **built})
+    except TypeError as exc:  # a value of the wrong type met a check ("x" < 1)
+        raise ValueError(f"{source}: a value has the wrong type ({exc})") from None
 
 
 def _nested_updates(cls, args: argparse.Namespace, prefix: str = "") -> dict:
@@ -247,8 +266,12 @@ def config_from_args(cls, args: argparse.Namespace, config_file: str | None = No
     """The config of --config FILE (if any) overridden by the flags that were given."""
     try:
         values = json.loads(Path(config_file).read_text(encoding="utf-8")) if config_file else {}
-    except OSError as exc:  # json's own errors are ValueErrors that name the line
+    except OSError as exc:
         raise ValueError(f"{config_file}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{config_file}: not valid JSON ({exc})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{config_file}: expected a JSON object of {cls.__name__} fields")
     return config_from_dict(cls, _merge(values, _nested_updates(cls, args)), config_file or "config")
 
 

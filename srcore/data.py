@@ -9,9 +9,14 @@ from .manifest import SkipReport, read_manifest, split_rows, write_manifest
 
 def split_manifest(manifest, out_dir, valid_speakers=(), valid_fraction=0.1, seed=0) -> dict:
     """Split a manifest into train/valid: by the named speakers, else by manifest.split_rows
-    (whole speakers when they are known, utterances at random otherwise). Keys become absolute."""
+    (whole speakers when they are known, utterances at random otherwise). Keys of clips under
+    out_dir become relative to it, others absolute."""
+    if not 0 < valid_fraction < 1:
+        raise ValueError(f"--valid-fraction {valid_fraction}: the share held out is between 0 and 1")
     report = SkipReport()
     rows = [asdict(u) for u in read_manifest(manifest, report=report)]
+    if not rows:
+        raise ValueError(f"{manifest}: no usable rows to split ({report.summary()})")
     if valid_speakers:
         missing = set(valid_speakers) - {row["speaker"] for row in rows}
         if missing:
@@ -79,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in ("synth", "importers"):
         try:
             __import__(f"srcore.{module}", fromlist=["add_cli"]).add_cli(subparsers)
-        except (ImportError, AttributeError) as exc:  # an optional extra that is not installed
+        except ImportError as exc:  # an optional extra that is not installed
             subparsers.add_parser(module, help=f"unavailable: {exc}")
     return parser
 

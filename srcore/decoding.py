@@ -48,12 +48,12 @@ from pathlib import Path
 
 import torch
 
-from .lm import ARPA_FILE, LEXICON_FILE, UNK
 from .text import BLANK, CHARS
 
 _BEAM_TOKENS = [c if c != " " else "|" for c in CHARS] + ["<blank>"]
-SIL_TOKEN = "|"
+SIL_TOKEN, UNK = "|", "<unk>"
 DECODING_FILE, LM_DIR = "decoding.json", "lm"
+ARPA_FILE, LEXICON_FILE, INFO_FILE = "lm.arpa", "lexicon.txt", "lm.json"  # an LM folder (srcore.lm build)
 UNLIKELY = -30.0  # log-probability of a token that a frame must not take
 DEFAULT_LM_OPTIONS = {"beam_size": 64, "beam_threshold": 25.0, "lm_weight": 2.0, "word_score": 0.0,
                       "prior_scale": 0.0}
@@ -134,13 +134,16 @@ class LMResources:
         else:
             self.lm = ZeroLM()
         if lexicon:
+            if not any(spellings.values()):  # flashlight lists <unk> (with no spelling) in every lexicon
+                raise ValueError(f"{lexicon}: no words (a lexicon has a `word w o r d |` line per word)")
             self.trie = Trie(self.tokens.index_size(), self.silence)
             start = self.lm.start(False)
-            for word, variants in spellings.items():
-                index = self.words.get_index(word)
-                _, score = self.lm.score(start, index)
-                for spelling in variants:
-                    self.trie.insert([self.tokens.get_index(t) for t in spelling], index, score)
+            with _names_file(lexicon, "a lexicon of this model's characters"):
+                for word, variants in spellings.items():
+                    index = self.words.get_index(word)
+                    _, score = self.lm.score(start, index)
+                    for spelling in variants:
+                        self.trie.insert([self.tokens.get_index(t) for t in spelling], index, score)
             self.trie.smear(SmearingMode.MAX)
             self.unk = self.words.get_index(UNK)
         self.load_s = time.perf_counter() - started
@@ -211,6 +214,26 @@ def lm_files(lm_dir) -> tuple[str, str]:
     return str(lexicon), str(arpa)
 
 
+def prefix_states():
+    """A flashlight LM that scores nothing but gives every prefix a state of its own. Beam
+    search merges hypotheses that share a state: with one state for all (flashlight's ZeroLM) it
+    merges different texts and is greedy decoding; with a state per prefix it merges exactly the
+    alignments of one text, which is CTC prefix beam search."""
+    from flashlight.lib.text.decoder import LM, LMState
+
+    class PrefixStates(LM):
+        def start(self, start_with_nothing):
+            return LMState()
+
+        def score(self, state, token):
+            return state.child(token), 0.0
+
+        def finish(self, state):
+            return state, 0.0
+
+    return PrefixStates()
+
+
 class BeamDecoder:
     """Beam search over characters: lexicon-constrained with a word LM, or lexicon-free."""
 
@@ -239,11 +262,12 @@ class BeamDecoder:
                 lm_weight=lm_weight, word_score=word_score, unk_score=float("-inf"),
                 sil_score=sil_score, log_add=False, criterion_type=CriterionType.CTC)
             self.decoder = LexiconDecoder(options, r.trie, r.lm, r.silence, r.blank, r.unk, [], False)
-        else:
+        else:  # CTC prefix beam search: the alignments of one text add up (log_add)
             options = LexiconFreeDecoderOptions(
                 beam_size=beam_size, beam_size_token=token_beam, beam_threshold=beam_threshold,
-                lm_weight=0.0, sil_score=sil_score, log_add=False, criterion_type=CriterionType.CTC)
-            self.decoder = LexiconFreeDecoder(options, r.lm, r.silence, r.blank, [])
+                lm_weight=0.0, sil_score=sil_score, log_add=True, criterion_type=CriterionType.CTC)
+            self._prefix_lm = prefix_states()  # the decoder keeps a C++ pointer, not the Python object
+            self.decoder = LexiconFreeDecoder(options, self._prefix_lm, r.silence, r.blank, [])
 
     def describe(self) -> str:
         o = self.options

@@ -13,9 +13,8 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
-from .atomic import write_text_atomic
+from .atomic import output_file, write_text_atomic
 from .audio import AudioError
 from .manifest import SkipReport, read_manifest
 from .metrics import ErrorCounts, error_counts, format_diff, word_diff
@@ -108,6 +107,12 @@ def main(argv=None) -> None:
     parser.add_argument("--show", type=int, default=5, help="print the N worst utterances")
     add_recognizer_arguments(parser)
     args = parser.parse_args(argv)
+    try:  # before any clip is scored
+        for path in (args.out, args.summary):
+            if path:
+                output_file(path)
+    except ValueError as exc:
+        parser.error(str(exc))
     recognizer = recognizer_from_args(args)
     try:
         started = time.perf_counter()
@@ -118,7 +123,6 @@ def main(argv=None) -> None:
         sys.exit(f"error: {args.manifest}: no clip could be scored "
                  f"({result.skipped} skipped; see the warnings above)")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(args.out, "".join(json.dumps(row) + "\n" for row in result.rows))
     for row in sorted(result.rows, key=lambda r: -r["wer"])[: args.show]:
         print(f"{row['wer']:.2f}  {row['diff']}", file=sys.stderr)

@@ -30,9 +30,8 @@ from . import __version__
 from .atomic import swap_in
 from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, resolve_model_dir
 from .config import HUB_TOKEN_ENV
-from .decoding import DECODING_FILE, LM_DIR
+from .decoding import ARPA_FILE, DECODING_FILE, INFO_FILE, LEXICON_FILE, LM_DIR
 from .errors import exception_chain
-from .lm import ARPA_FILE, INFO_FILE, LEXICON_FILE
 from .modelcard import CARD_FILE, card_spec, render_card
 from .run import RunFolder
 from .text import TOKENS_FILE
@@ -80,8 +79,8 @@ def save_pretrained(model_dir_or_run, out_dir, repo_id: str = "", card_options: 
     if out_dir.resolve() == source.resolve():
         raise HubError(f"{out_dir}: choose a folder other than the model directory")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not is_bundle(out_dir):
-        raise HubError(f"{out_dir}: holds other files; choose a new or empty folder (an earlier "
-                       "bundle there is replaced)")
+        raise HubError(f"{out_dir}: holds files that are not a bundle's; choose a new or empty "
+                       "folder (a folder holding only an earlier bundle is replaced)")
     staging = out_dir.with_name(out_dir.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     for name in bundle_files(source):
@@ -98,7 +97,10 @@ def bundle_files(model_dir) -> list[str]:
 
 
 def is_bundle(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in BUNDLE_FILES)
+    """Whether `folder` holds an earlier bundle and nothing else (so replacing it loses nothing)."""
+    known = {*BUNDLE_FILES, *OPTIONAL_FILES, CARD_FILE, LM_DIR}
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+    return all((folder / name).is_file() for name in BUNDLE_FILES) and present <= known
 
 
 def card_text(model_dir, repo_id: str = "", card_options: dict | None = None) -> str:
@@ -134,9 +136,7 @@ def download(repo_id: str, revision: str | None = None, token: str | None = None
     except Exception as exc:  # offline (HF_HUB_OFFLINE, no network): a copy already downloaded
         if not is_network_error(exc):
             raise
-        local = snapshot_download(repo_id, revision=revision, token=token, allow_patterns=wanted,
-                                  local_files_only=True, **LIBRARY)
-        return resolve_model_dir(local)
+        return cached_download(repo_id, revision, token, wanted)
     files = [f for f in info.siblings or [] if f.rfilename in wanted]
     if any(f.size is None for f in files):
         raise ValueError(f"{repo_id}: the Hub does not say how big its files are; not downloaded")
@@ -146,6 +146,19 @@ def download(repo_id: str, revision: str | None = None, token: str | None = None
                          f"{max_mb:g} MB this downloads")
     local = snapshot_download(repo_id, revision=info.sha or revision, token=token,  # what was sized
                               allow_patterns=wanted, **LIBRARY)
+    return resolve_model_dir(local)
+
+
+def cached_download(repo_id: str, revision, token, wanted) -> Path:
+    """The copy of a Hub model that an earlier download left in the cache, for when the Hub
+    cannot be reached; HubError saying so when there is none."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+    try:
+        local = snapshot_download(repo_id, revision=revision, token=token, allow_patterns=wanted,
+                                  local_files_only=True, **LIBRARY)
+    except LocalEntryNotFoundError:
+        raise HubError(f"{repo_id}: the Hub cannot be reached (no network?) and no earlier download "
+                       "of it is in the Hub cache") from None
     return resolve_model_dir(local)
 
 

@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -494,12 +495,20 @@ def _progress(name: str):
 
 
 def _download_and_extract(url: str, dest: Path) -> None:
-    """Fetch `url` into `dest` (unless already there) and unpack the tar archive there."""
+    """Fetch `url` into `dest` (unless already there) and unpack the tar archive there; a failed
+    fetch leaves no new folder or partial file behind and is a CorpusFormatError saying why."""
+    made = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / url.rsplit("/", 1)[-1]
     if not archive.is_file():
         partial = archive.with_name(archive.name + ".part")
-        urllib.request.urlretrieve(url, partial, _progress(archive.name))
+        try:
+            urllib.request.urlretrieve(url, partial, _progress(archive.name))
+        except (OSError, urllib.error.URLError) as exc:  # no network, refused, HTTP error, full disk
+            partial.unlink(missing_ok=True)
+            if made:
+                shutil.rmtree(dest, ignore_errors=True)
+            raise CorpusFormatError(f"could not download {url}: {getattr(exc, 'reason', exc)}") from None
         print(file=sys.stderr)
         partial.rename(archive)
     log.info("extracting %s", archive)
@@ -614,9 +623,7 @@ def _run_cli(args: argparse.Namespace) -> ImportReport:
     try:
         report = import_corpus(args.kind, args.src, args.out, args.valid_fraction, args.seed,
                                args.download, getattr(args, "transcripts", None))
-    except (CorpusFormatError, FileNotFoundError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    except ValueError as exc:  # e.g. --transcripts for another kind, a bad --valid-fraction
+    except (FileNotFoundError, ValueError) as exc:  # CorpusFormatError, a bad --valid-fraction, ...
         raise SystemExit(f"error: {exc}") from None
     print(report.summary())
     return report

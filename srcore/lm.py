@@ -51,20 +51,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import files_replaced_together, write_text_atomic
+from .atomic import files_replaced_together, output_file, output_folder, write_text_atomic
+from .decoding import ARPA_FILE, INFO_FILE, LEXICON_FILE, LM_DIR, UNK, BeamDecoder, greedy_decode
 from .manifest import manifest_label
 from .metrics import ErrorCounts, error_counts
 from .text import BLANK, CHAR_TO_ID, normalize_text
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-UNK, BOS, EOS = "<unk>", "<s>", "</s>"
+BOS, EOS = "<s>", "</s>"
 EXCLUDE_N = 6  # word n-gram shared with an excluded text -> the LM sentence is dropped
 DEFAULT_ORDER = 3
 DEFAULT_VOCAB = 60000
 DEFAULT_PRUNE = (0, 0, 1)  # per order: keep an n-gram only if its count is above this
 DEFAULT_SYNTH_SENTENCES = 30000
 SYNTH_SEED = 1234
-ARPA_FILE, LEXICON_FILE, INFO_FILE = "lm.arpa", "lexicon.txt", "lm.json"
 PRIOR_CLIPS = 500  # at most this many clips (evenly spread over the manifest) estimate the prior
 PRIOR_SCALES = (0.0, 0.2, 0.4, 0.6)  # tune's grid when it has a prior
 PRIOR_FLOOR = 1e-7  # no token's prior is below this (log 1e-7 = -16: the largest boost per unit scale)
@@ -517,8 +517,7 @@ def build(out, sources=("auto",), texts=(), excludes=(), order=DEFAULT_ORDER, vo
     """Build DIR/lm.arpa, DIR/lexicon.txt and DIR/lm.json from the named sources, prose files
     (`texts`) and files of one sentence a line (`sentence_files`); returns the lm.json contents."""
     started = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out)
     names = []
     for name in sources:
         names += [n for n in (AUTO_SOURCES if name == "auto" else [name]) if n not in names]
@@ -662,7 +661,6 @@ def _groups(keys) -> dict:
 def lm_name(lm_dir, write=None) -> str:
     """How decoding.json at `write` names the LM folder: relative to the file's own folder, which
     must hold it (a model directory carries its LM); LM_DIR when nothing is written."""
-    from .decoding import LM_DIR
     if not write:
         return LM_DIR
     model_dir, folder = Path(write).resolve().parent, Path(lm_dir).resolve()
@@ -676,10 +674,11 @@ def tune(model_dir, lm_dir, manifest, lm_weights, word_scores, beams, beam_thres
          write=None, log=_log, prior_from=None, prior_scales=None) -> dict:
     """Grid-search the LM decoding settings for WER on `manifest`; with `prior_from` (a manifest
     of the model's own domain) also the prior correction's scale (default PRIOR_SCALES)."""
-    from .decoding import BeamDecoder, greedy_decode
     from .transcribe import Recognizer
     prior_scales = list(prior_scales or (PRIOR_SCALES if prior_from else [0.0]))
     lm_reference = lm_name(lm_dir, write)  # refused before minutes of decoding, not after
+    if write:
+        output_file(write)
     if any(prior_scales) and not prior_from:
         raise ValueError("prior scales other than 0 need --prior-from MANIFEST (clips to estimate "
                          "the model's token prior on)")
@@ -730,7 +729,6 @@ def tune(model_dir, lm_dir, manifest, lm_weights, word_scores, beams, beam_thres
         f"{best['lm_weight']} word_score {best['word_score']}: WER {best['wer']:.4f} "
         f"(greedy {greedy:.4f})")
     if write:
-        Path(write).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(write, json.dumps(settings, indent=2) + "\n")
         log(f"tune: wrote {write}")
     return settings
@@ -812,8 +810,7 @@ def main(argv=None) -> None:
             sentences = speakable_sentences(args.source.split(","), args.exclude, tuple(args.words))
             if not sentences:
                 raise ValueError("no speakable sentence in " + args.source)
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(args.out, "\n".join(sentences) + "\n")
+            write_text_atomic(output_file(args.out), "\n".join(sentences) + "\n")
             _log(f"lm text: {len(sentences)} sentences -> {args.out}")
         else:
             import torch
@@ -830,7 +827,7 @@ def main(argv=None) -> None:
             tune(args.model, args.lm, args.manifest, args.lm_weights, args.word_scores, args.beams,
                  args.beam_threshold, args.write, prior_from=args.prior_from,
                  prior_scales=args.prior_scales)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # a missing file, a folder for a file, ...
         sys.exit(f"error: {exc}")
 
 

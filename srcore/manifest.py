@@ -12,7 +12,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from .atomic import write_text_atomic
+from .atomic import output_file, write_text_atomic
 from .text import normalize_text
 
 log = logging.getLogger(__name__)
@@ -202,8 +202,7 @@ def split_rows(rows: list[dict], valid_fraction: float, seed: int) -> tuple[list
 def write_manifest(rows, manifest) -> Path:
     """Write rows (dicts or Utterances) as JSON lines, whole or not at all; paths under the
     manifest's folder become relative so the corpus folder can be moved."""
-    manifest = Path(manifest)
-    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest = output_file(manifest)
     root = manifest.resolve().parent
     lines = []
     for row in rows:

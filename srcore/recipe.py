@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .atomic import swap_in, write_text_atomic
-from .checkpoint import CONFIG_FILE, RESUME_FILE
+from .checkpoint import CONFIG_FILE, RESUME_FILE, resolve_model_dir
 from .importers import ASTERISK_INSTALL, ASTERISK_SOUND_DIRS
 from .lm import FORTUNES_DIR, SOURCES
 from .manifest import manifest_label
@@ -234,7 +234,6 @@ class Recipe:
                 continue
             for decoding, extra in (("greedy", ["--greedy"]), ("lm", [])):
                 out = self.out / "eval" / f"{name}.{decoding}"
-                out.parent.mkdir(parents=True, exist_ok=True)
                 self.run("srcore.evaluate", "--model", model, "--manifest", manifest, "--threads", 1,
                          "--out", f"{out}.jsonl", "--summary", f"{out}.json", *extra)
                 if not self.dry_run:
@@ -299,9 +298,16 @@ class Recipe:
             swap_in(staging, target)
         return {"shipped": str(target)}
 
+    def missing_recordings(self) -> list[str]:
+        """One line per set of real recordings that --data lacks (the corpus goes without it)."""
+        sets = {"fsdd": "spoken digits", "read-speech": "read sentences"}
+        return [f"{self.data / name / 'all.jsonl'} is missing: the corpus leaves out the real {what} "
+                "(--data names the folder that holds fsdd/ and read-speech/)"
+                for name, what in sets.items() if not (self.data / name / "all.jsonl").is_file()]
+
     def __call__(self) -> None:
         self.log(f"recipe default: {json.dumps(asdict(self), default=str)}")
-        for line in missing_system_data():
+        for line in missing_system_data() + self.missing_recordings():
             self.log(f"warning: {line}")
         actions = {"corpus": self.make_corpus, "train": self.train, "lm": self.build_lm,
                    "package": self.package, "evaluate": self.evaluate, "card": self.card}
@@ -385,6 +391,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.use_run and not finished_run(args.use_run):
         parser.error(f"--use-run {args.use_run}: no checkpoints/best there (not a finished training run)")
+    if args.init_from:  # checked now, not after the corpus's tens of minutes
+        try:
+            resolve_model_dir(args.init_from)
+        except FileNotFoundError as exc:
+            parser.error(f"--init-from {exc}")
     import torch
     budget = Budget.for_machine(torch.cuda.is_available(), os.cpu_count() or 1)
     for name in ("synth_hours", "kokoro_hours", "train_minutes", "batch_size", "hidden_size", "num_layers",

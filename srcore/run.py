@@ -85,6 +85,11 @@ class RunFolder:
     def name(self) -> str:
         return self.path.name
 
+    def has_checkpoints(self) -> bool:
+        """Whether a training has saved a model here (what a new run would replace)."""
+        folders = (self.last_dir, self.best_dir)
+        return any(f.with_name(f.name + suffix).is_dir() for f in folders for suffix in ("", ".old", ".new"))
+
     def create(self) -> "RunFolder":
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
         return self

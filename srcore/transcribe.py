@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import output_folder
 from .audio import AudioError, is_silent, read_audio, to_model_rate
 from .checkpoint import load_model, resolve_model_dir
 from .decoding import UNLIKELY, decode_with_path, describe_decoder, greedy_decode, load_decoding, make_decoder
@@ -180,12 +181,21 @@ class Recognizer:
         return self.transcribe_wave(self.read_clip(path))
 
 
+def beam_width(text: str) -> int:
+    """--beam's value: a width of 2 or more, or 0 for the model's own decoding."""
+    width = int(text)
+    if width != 0 and width < 2:
+        raise argparse.ArgumentTypeError(f"{width}: a beam is 2 or more wide (--greedy is best path; "
+                                         "0 the model's own decoding)")
+    return width
+
+
 def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and decoding options shared by the transcribe and evaluate commands."""
     parser.add_argument("--model", default=None, help=f"model directory (default: {DEFAULT_MODEL_DIR})")
     parser.add_argument("--greedy", action="store_true",
                         help="best-path decoding, without the model's word LM")
-    parser.add_argument("--beam", type=int, default=0,
+    parser.add_argument("--beam", type=beam_width, default=0,
                         help="beam width of a lexicon-free character beam search (default: the model's "
                              "own decoding: its word LM when it has one, else greedy)")
     parser.add_argument("--lexicon", help="lexicon file for beam search (words to spellings)")
@@ -241,6 +251,10 @@ def write_output(result: Transcript, fmt: str, path: str, output_dir: Path) -> P
 def check_output_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse --output-dir targets that two inputs share, or that exist (a reference transcript
     beside its audio is a .txt too) unless --overwrite, before anything is transcribed."""
+    try:
+        output_folder(args.output_dir)
+    except ValueError as exc:
+        parser.error(str(exc))
     targets = [output_path(f, args.format, args.output_dir) for f in args.files]
     if len(set(targets)) < len(targets):
         parser.error("with --output-dir every input needs its own name (two would write the same file)")
@@ -268,7 +282,6 @@ def main(argv=None) -> None:
         parser.error(f"--format {args.format} with several files needs --output-dir")
     if args.output_dir:
         check_output_dir(parser, args)
-        args.output_dir.mkdir(parents=True, exist_ok=True)
     recognizer = recognizer_from_args(args)
     failed = 0
     for path in args.files:

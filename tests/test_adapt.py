@@ -63,6 +63,20 @@ def test_adapt_command_lowers_the_new_voices_wer(trained_model, new_voice, tmp_p
     load_model(out)  # an ordinary model directory
 
 
+def test_adapt_never_writes_over_a_folder_of_other_files_or_its_own_model(trained_model, new_voice, tmp_path):
+    learn, _ = new_voice
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("precious")
+    for out, says in ((mine, "holds other files"), (mine / "notes.txt", "is a file"),
+                      (trained_model, "is the model being adapted")):
+        with pytest.raises(SystemExit, match=says):
+            adapt.main(["--model", str(trained_model), "--manifest", str(learn), "--out", str(out),
+                        "--max-steps", "1", "--threads", "1"])
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "sub"]
+    assert (mine / "notes.txt").read_text() == "precious"
+
+
 def test_held_out_clips_are_measured_before_and_after(trained_model, new_voice, tmp_path):
     learn, _ = new_voice
     cfg = AdaptConfig(lr=0.003, max_steps=40, held_out=4, augment=False, specaugment=False, threads=1)

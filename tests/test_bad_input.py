@@ -138,6 +138,33 @@ def test_a_missing_input_file_is_one_line_naming_it(inputs, tmp_path, command, m
     assert missing.format(**names) in done.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("command, says", [
+    (["srcore.evaluate", "--manifest", "{good}", "--out", "{folder}"], "is a folder; give a file name"),
+    (["srcore.evaluate", "--manifest", "{good}", "--summary", "{file}/s.json"], "is a file, or lies under one"),
+    (["srcore.transcribe", "--output-dir", "{file}", "{good}"], "is a file, or lies under one"),
+    (["srcore.transcribe", "--beam", "1", "{good}"], "a beam is 2 or more wide"),
+    (["srcore.data", "combine", "{good}", "--out", "{folder}"], "is a folder; give a file name"),
+    (["srcore.data", "split", "{good}", "--out", "{file}"], "is a file, or lies under one"),
+    (["srcore.data", "split", "{good}", "--out", "{folder}/s", "--valid-fraction", "1.5"], "between 0 and 1"),
+    (["srcore.data", "synth", "--out", "{folder}/c", "--hours", "0"], "must be above 0"),
+    (["srcore.data", "synth", "--out", "{file}", "--hours", "0.01"], "is a file, or lies under one"),
+    (["srcore.data", "synth", "--out", "{folder}/c", "--hours", "0.01", "--engines", "bogus"],
+     "unknown engines ['bogus']"),
+    (["srcore.lm", "build", "--out", "{file}", "--no-source", "--text", "{file}"], "is a file, or lies under one"),
+    (["srcore.lm", "build", "--out", "{folder}/lm", "--no-source", "--text", "{folder}"], "Is a directory"),
+])
+def test_an_output_or_option_that_cannot_work_is_one_line_before_any_work(inputs, tmp_path, command, says):
+    good, _ = inputs
+    folder, file = tmp_path / "folder", tmp_path / "notes.txt"
+    folder.mkdir()
+    file.write_text("mine\n")
+    names = {"good": manifest_of(tmp_path, good, {}), "folder": folder, "file": file}
+    done = run_cli(*[part.format(**names) for part in command])
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert says in done.stderr.strip().splitlines()[-1]
+    assert file.read_text() == "mine\n"
+
+
 @pytest.fixture(scope="module")
 def client(trained_model):
     from gradio_client import Client

@@ -21,6 +21,21 @@ def test_subcommand_runs_the_modules_main():
     assert result.returncode == 0 and "--max-minutes" in result.stdout
 
 
+def test_dashboard_options_go_to_streamlit_before_the_script():
+    from srcore.serve import SCRIPTS, command_line
+    command = command_line("dashboard", ["--help"])
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[-2:] == ["--help", str(SCRIPTS["dashboard"])]
+    assert command_line("app", ["--port", "7861"])[-3:] == [str(SCRIPTS["app"]), "--port", "7861"]
+
+
+def test_voices_status_lists_every_engine(capsys):
+    from srcore import synth, voices
+    assert voices.main(["status"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == list(synth.ENGINE_CLASSES)
+    assert voices.main(["--help"]) == 0
+
+
 def test_leaf_modules_import_nothing_above_them():
     """hub and modelcard must not pull in the trainer, the launcher or the synthesizer, and the
     leaf modules nothing of the pipeline above them."""

@@ -159,6 +159,12 @@ def test_a_hub_model_downloads_the_revision_it_sized_and_offline_reads_the_cache
         hub.download(REPO)
 
 
+def test_offline_without_a_cached_copy_says_so(monkeypatch):
+    monkeypatch.setattr(hub, "HfApi", lambda **kwargs: SizedHfApi(ConnectionError("offline")))
+    with pytest.raises(hub.HubError, match="cannot be reached .* no earlier download"):
+        hub.download(REPO)
+
+
 # ---------------------------------------------------------------- model card
 
 def test_card_carries_measured_scores_config_and_reproducing_command(trained_run, tmp_path):
@@ -295,9 +301,13 @@ def test_saving_over_an_earlier_bundle_replaces_it_whole_and_other_folders_are_r
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "todo.txt").write_text("mine")
-    with pytest.raises(hub.HubError, match="holds other files"):
+    with pytest.raises(hub.HubError, match="not a bundle's"):
         hub.save_pretrained(trained_model, notes)
     assert [p.name for p in notes.iterdir()] == ["todo.txt"]
+    (out / "todo.txt").write_text("mine, added to the bundle's folder")
+    with pytest.raises(hub.HubError, match="not a bundle's"):
+        hub.save_pretrained(trained_model, out)
+    assert (out / "todo.txt").is_file()
 
 
 def test_card_cli_errors_are_one_line(trained_model, tmp_path):

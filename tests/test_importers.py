@@ -318,6 +318,19 @@ def test_download_is_skipped_when_present_and_needs_a_subset_name(tmp_path):
         import_corpus("librispeech", tmp_path / "my-corpus", tmp_path / "out", download=True)
 
 
+def test_a_download_without_network_is_one_error_and_leaves_no_folder(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(url, filename, hook):
+        Path(filename).write_bytes(b"half")
+        raise urllib.error.URLError("Temporary failure in name resolution")
+    monkeypatch.setattr(urllib.request, "urlretrieve", offline)
+    with pytest.raises(CorpusFormatError, match="could not download .*name resolution"):
+        import_corpus("ljspeech", tmp_path / "ljspeech", tmp_path / "out", download=True)
+    assert not (tmp_path / "ljspeech").exists()
+
+
 # --------------------------------------------------------------------------- CLI
 
 def test_cli_handler(tmp_path, capsys):

@@ -288,6 +288,25 @@ def test_the_lm_cache_keeps_only_the_last_few(lm_dir, tmp_path, monkeypatch):
     assert len(decoding._RESOURCES) == 1
 
 
+def test_beam_search_without_a_lexicon_adds_up_the_alignments_of_one_text():
+    """Two frames each 0.6 blank, 0.4 "a": the best single path is blank blank (0.36), but "a"
+    has three alignments (a-, -a, aa: 0.64); greedy says nothing, prefix beam search "a"."""
+    frames = torch.full((2, 29), -30.0)
+    frames[:, BLANK], frames[:, CHAR_TO_ID["a"]] = math.log(0.6), math.log(0.4)
+    assert greedy_decode(frames) == ""
+    assert make_decoder(4)(frames, 2) == "a"
+
+
+def test_an_empty_or_foreign_lexicon_is_an_error_naming_it(tmp_path):
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("")
+    with pytest.raises(ValueError, match="lexicon.txt: no words"):
+        BeamDecoder(beam_size=8, lexicon=str(lexicon))
+    lexicon.write_text("cat\tc a t |\nnaive\tn a \u00ef v e |\n")
+    with pytest.raises(ValueError, match="lexicon.txt: not readable as a lexicon"):
+        BeamDecoder(beam_size=8, lexicon=str(lexicon))
+
+
 def test_load_decoding_applies_the_stored_prior(lm_dir, tmp_path):
     import shutil
     model_dir = tmp_path / "model"

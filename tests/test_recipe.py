@@ -83,6 +83,17 @@ def test_a_run_without_a_best_checkpoint_is_refused(tmp_path):
         r.train()
 
 
+def test_missing_recordings_and_a_missing_init_model_are_named_at_the_start(tmp_path, capsys):
+    recipe(tmp_path, dry_run=True, stop_after="corpus")()
+    log = (tmp_path / "out" / "recipe.log").read_text()
+    assert "fsdd/all.jsonl is missing: the corpus leaves out the real spoken digits" in log
+    assert "read-speech/all.jsonl is missing" in log
+    with pytest.raises(SystemExit):
+        srcore.recipe.main(["default", "--out", str(tmp_path / "o"), "--init-from", str(tmp_path / "nope"),
+                            "--dry-run"])
+    assert "--init-from" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
 def test_missing_system_data_is_named_at_the_start_with_its_install_line(tmp_path, monkeypatch):
     monkeypatch.setattr(srcore.recipe, "SYSTEM_DATA", (
         ((tmp_path / "absent", tmp_path / "also-absent"), "the LM loses a source", "apt-get install it"),

@@ -64,6 +64,41 @@ def test_resume_with_another_model_is_refused_before_touching_the_run(corpus, tm
     assert (out / "config.json").read_text() == before
 
 
+def test_a_trained_run_folder_is_only_continued_never_trained_over(corpus, tmp_path):
+    out = tmp_path / "run"
+    train(tiny(corpus, out))
+    best = (out / "checkpoints" / "best" / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="holds a trained run; --resume continues it"):
+        train(tiny(corpus, out))
+    assert (out / "checkpoints" / "best" / "model.safetensors").read_bytes() == best
+    assert json.loads((out / "config.json").read_text())["out"] == str(out.resolve())  # from anywhere
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--batch-size", "0"], "batch_size: must be at least 1"),
+    (["--device", "gpu"], "device: 'gpu' is not one of"),
+    (["--workers", "-1"], "workers: must not be negative")])
+def test_config_values_that_cannot_work_are_refused_at_once(flags, says, capsys):
+    with pytest.raises(SystemExit):
+        main(["--train", "t.jsonl", "--valid", "v.jsonl", *flags])
+    assert says in capsys.readouterr().err
+
+
+def test_a_config_file_that_is_not_json_is_named(tmp_path, capsys):
+    bad = tmp_path / "notes.jsonl"
+    bad.write_text('{"train": "a"}\n{"valid": "b"}\n')
+    with pytest.raises(SystemExit):
+        main(["--config", str(bad)])
+    assert f"{bad}: not valid JSON" in capsys.readouterr().err
+
+
+def test_device_cuda_on_a_machine_without_one_is_one_line(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="torch sees no CUDA GPU"):
+        main(["--train", str(corpus), "--valid", str(corpus), "--model", "tiny", "--device", "cuda",
+              "--out", str(tmp_path / "run")])
+
+
 def test_an_epoch_end_the_checkpoint_did_not_see_is_forgotten(tmp_path):
     """A --save-every checkpoint on an epoch's last step, then a kill between that epoch's row and
     its end-of-epoch save: the row has the checkpoint's step, but the resumed run ends that epoch
