@@ -192,7 +192,8 @@ def fine_tune(model: nn.Module, config, takes: list, cfg: AdaptConfig, replay: l
     augment = replace(cfg.augmentation, enabled=cfg.augment and cfg.augmentation.enabled)
     take_set = SpeechDataset(takes, config.features, augment, seed=cfg.seed, trim_silence=True)
     take_set.cache(CACHE_MB)
-    general = SpeechDataset(list(replay), config.features, augment, seed=cfg.seed + 1) if replay else None
+    general = (SpeechDataset(list(replay), config.features, augment, seed=cfg.seed + 1, trim_silence=True)
+               if replay else None)  # cut to their speech, as the takes and training's clips are
     if general is not None:
         general.cache(CACHE_MB)
     params = learning_parameters(model, cfg.layers)

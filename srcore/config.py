@@ -51,6 +51,11 @@ class WaveAugmentConfig:
     warp_prob: float = option(0.6, "share of clips with a vocal tract length warp of their features")
     warp_range: tuple = option((0.88, 1.12), "frequency warp range")
 
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            if name.endswith("_prob") and not 0 <= value <= 1:
+                raise ValueError(f"{name}: a share of clips is between 0 and 1, not {value}")
+
 
 @dataclass
 class TrainConfig:
@@ -233,11 +238,35 @@ def config_from_dict(cls, values: dict, source: str = "config", base=None):
             value = config_from_dict(type(default), value, f"{source}: {name}", base=default)
         elif isinstance(default, tuple) and isinstance(value, list):
             value = tuple(value)
-        built[name] = value
+        built[name] = checked(value, default, f"{source}: {name}")
     try:
         return cls(**{**defaults, **built})
-    except TypeError as exc:  # a value of the wrong type met a check ("x" < 1)
-        raise ValueError(f"{source}: a value has the wrong type ({exc})") from None
+    except ValueError as exc:  # a value out of its range
+        raise ValueError(f"{source}: {exc}") from None
+
+
+def checked(value, default, where: str):
+    """`value` as a field of `default`'s kind (a whole float as an int); ValueError naming the
+    field when it is not one: a JSON "false" or 0 for a switch, text for a number, a list of
+    another length for a pair."""
+    def kind(x):
+        if isinstance(x, bool):
+            return "switch (true or false)"
+        if isinstance(x, int):
+            return "whole number"
+        return "number" if isinstance(x, float) else "text" if isinstance(x, str) else type(x).__name__
+    if isinstance(default, tuple):
+        if isinstance(value, tuple) and len(value) == len(default) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            return value
+        raise ValueError(f"{where}: {value!r} is not a pair of numbers like {list(default)}")
+    if kind(default) == "whole number" and kind(value) == "number" and float(value).is_integer():
+        return int(value)
+    if kind(default) == "number" and kind(value) == "whole number":
+        return float(value)
+    if kind(value) == kind(default) or is_dataclass(default) and type(value) is type(default):
+        return value
+    raise ValueError(f"{where}: {value!r} is not a {kind(default)}")
 
 
 def _nested_updates(cls, args: argparse.Namespace, prefix: str = "") -> dict:
@@ -262,8 +291,9 @@ def _merge(base: dict, updates: dict) -> dict:
     return merged
 
 
-def config_from_args(cls, args: argparse.Namespace, config_file: str | None = None):
-    """The config of --config FILE (if any) overridden by the flags that were given."""
+def config_from_args(cls, args: argparse.Namespace, config_file: str | None = None, stored: bool = False):
+    """The config of --config FILE (if any) overridden by the flags that were given; `stored`: the
+    file is a run's own config.json, whose missing fields mean what they meant then (as_stored_then)."""
     try:
         values = json.loads(Path(config_file).read_text(encoding="utf-8")) if config_file else {}
     except OSError as exc:
@@ -272,6 +302,8 @@ def config_from_args(cls, args: argparse.Namespace, config_file: str | None = No
         raise ValueError(f"{config_file}: not valid JSON ({exc})") from None
     if not isinstance(values, dict):
         raise ValueError(f"{config_file}: expected a JSON object of {cls.__name__} fields")
+    if stored and config_file:
+        values = as_stored_then(cls, values)
     return config_from_dict(cls, _merge(values, _nested_updates(cls, args)), config_file or "config")
 
 

@@ -138,9 +138,9 @@ def start_training(root, name: str, options: dict, resume: bool = False) -> Laun
         config[role] = check_manifest(config.get(role), role)
     try:
         train_config = config_from_dict(TrainConfig, config, "options")
-    except TypeError as exc:
+        problem = resume and run.config_path.is_file() and resume_mismatch(run.read_config(), train_config)
+    except (TypeError, ValueError) as exc:  # unknown fields, values out of range, a broken config.json
         raise LaunchError(f"bad training options: {exc}") from None
-    problem = resume and run.config_path.is_file() and resume_mismatch(run.read_config(), train_config)
     if problem:  # before launch() rewrites config.json: the run's own architecture is kept
         raise LaunchError(f"{run.name}: {problem}")
     return launch(run, train_arguments(config), asdict(train_config))
@@ -161,8 +161,12 @@ def resume_run(run: RunFolder) -> Launch:
         raise LaunchError(f"{run.name} is running")
     if not run.config_path.is_file():
         raise LaunchError(f"{run.path}: no config.json to resume from")
+    try:
+        config = run.read_config()
+    except ValueError as exc:
+        raise LaunchError(str(exc)) from None
     arguments = ["--config", str(run.config_path), "--resume", "--out", str(run.path)]
-    return launch(run, arguments, {**run.read_config(), "resume": True, "out": str(run.path)})
+    return launch(run, arguments, {**config, "resume": True, "out": str(run.path)})
 
 
 def launch(run: RunFolder, arguments: list[str], config: dict) -> Launch:
@@ -171,10 +175,13 @@ def launch(run: RunFolder, arguments: list[str], config: dict) -> Launch:
     previous = run.read_status()
     run.write_config(config)
     command = [sys.executable, "-m", TRAIN_MODULE, *arguments]
+    launched = time.time()
+    position = {"step": previous.get("step", 0), "epoch": previous.get("epoch", 0),
+                "progress": previous.get("progress", 0.0)}
+    run.write_status(RUNNING, pid=None, launched=launched, **position)  # before the trainer can write
     process = spawn(command, run.path / CONSOLE_LOG)
-    run.write_status(RUNNING, pid=process.pid, launched=time.time(),
-                     step=previous.get("step", 0), epoch=previous.get("epoch", 0),
-                     progress=previous.get("progress", 0.0))
+    if run.read_status().get("launched") == launched:  # a trainer that failed at once has said so
+        run.write_status(RUNNING, pid=process.pid, launched=launched, **position)
     return Launch(run, process, command)
 
 
@@ -279,12 +286,15 @@ def start_synth(out_dir, hours: float, seed: int = 0) -> subprocess.Popen:
 
 
 def synth_state(out_dir) -> str:
-    """"finished" (manifests written), "running", "failed" (process gone, no manifests) or ""."""
+    """"running" (its job's process is alive, whatever an earlier job left), "finished"
+    (manifests written), "failed" (process gone, no manifests) or ""."""
     out_dir = Path(out_dir)
-    if (out_dir / SUMMARY_FILE).is_file():
-        return FINISHED
     try:
         job = json.loads((out_dir / SYNTH_JOB).read_text())
     except (OSError, json.JSONDecodeError):
-        return ""
-    return RUNNING if pid_alive(job.get("pid")) else "failed"
+        job = {}
+    if pid_alive(job.get("pid")):
+        return RUNNING
+    if (out_dir / SUMMARY_FILE).is_file():
+        return FINISHED
+    return "failed" if job else ""

@@ -98,7 +98,16 @@ class RunFolder:
         write_text_atomic(self.config_path, json.dumps(config, indent=2))
 
     def read_config(self) -> dict:
-        return json.loads(self.config_path.read_text()) if self.config_path.is_file() else {}
+        """The run's config.json ({} before there is one); ValueError naming it when it is broken."""
+        if not self.config_path.is_file():
+            return {}
+        try:
+            config = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{self.config_path}: not valid JSON ({exc})") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{self.config_path}: expected a JSON object of training settings")
+        return config
 
     def drop_metrics_after(self, step: int, epochs: int | None = None) -> int:
         """Forget metric rows logged after the checkpoint a killed run resumes from (at `step`,

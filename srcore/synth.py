@@ -50,7 +50,7 @@ import torch
 import torchaudio.functional as AF
 
 from . import voices as extra
-from .atomic import output_folder
+from .atomic import output_folder, write_text_atomic
 from .audio import to_model_rate, write_audio
 from .augment import colored_noise
 from .manifest import SYNTH_SUMMARY_FILE as SUMMARY_FILE
@@ -607,6 +607,7 @@ def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 1
     started = time.time()
     out_dir = Path(out_dir)
     engines = available_engines(engines)
+    (out_dir / SUMMARY_FILE).unlink(missing_ok=True)  # "finished" again only once this run is
     jobs = plan_corpus(out_dir, hours, seed, engines, audio_format, sentences, sentence_share)
     for split in SPLITS:
         (out_dir / "audio" / split).mkdir(parents=True, exist_ok=True)
@@ -648,7 +649,7 @@ def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 1
         "augmentations": dict(augmentations.most_common()), "failed": failed,
         "sentence_share": sentence_share if sentences else 0.0,
     }
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary
 
 

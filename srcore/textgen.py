@@ -9,6 +9,7 @@ so training and validation never share a sentence; `draw_text` draws a text of a
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from functools import lru_cache
@@ -109,6 +110,8 @@ class TextGenerator:
     `sentences` (e.g. `python -m srcore.lm text`), a `sentence_share` of them is natural prose."""
 
     def __init__(self, rng: np.random.Generator, sentences=(), sentence_share: float = 0.0):
+        if not 0 <= sentence_share <= 1:
+            raise ValueError(f"sentence share {sentence_share}: a share of the clips is between 0 and 1")
         self.rng = rng
         self.sentences = list(sentences)
         self.sentence_share = sentence_share if self.sentences else 0.0
@@ -123,6 +126,10 @@ class TextGenerator:
     def sentence(self, kind: str | None = None) -> str:
         if kind is None and self.sentence_share and self.rng.random() < self.sentence_share:
             return self._pick(self.sentences)
+        return self.generated(kind)
+
+    def generated(self, kind: str | None = None) -> str:
+        """A sentence of the generated kinds (never a line of `sentences`)."""
         kind = kind or self.kinds[int(self.rng.choice(len(self.kinds), p=self.kind_p))]
         if kind in self.templates:
             return self.fill(self._pick(self.templates[kind]))
@@ -239,6 +246,9 @@ class TextGenerator:
         return " ".join(self._pick(_spelling_words()).upper())
 
 
+MAX_DRAWS = 1000  # draws of draw_text before it leaves out the given sentences
+
+
 def text_split(text: str) -> str:
     """'valid' or 'train': a hash of the normalised text decides, so the splits never share a
     sentence; texts under MIN_VALID_WORDS words are always 'train'."""
@@ -250,8 +260,10 @@ def text_split(text: str) -> str:
 
 
 def draw_text(generator: TextGenerator, split: str) -> str:
-    """A random sentence that belongs to `split` (rejection sampling on text_split)."""
-    while True:
-        text = generator.sentence()
+    """A random sentence that belongs to `split` (rejection sampling on text_split); after
+    MAX_DRAWS misses (sentences of which none falls in `split`, read at a share of 1) one of the
+    generated kinds only."""
+    for attempt in itertools.count():
+        text = generator.sentence() if attempt < MAX_DRAWS else generator.generated()
         if text_split(text) == split and normalize_text(text):
             return text

@@ -161,18 +161,20 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
     started = last = time.perf_counter()
     for batch in tr.train_loader:
         note_unreadable(st, "train", batch)
-        if not isinstance(batch, Batch):
+        loss = None
+        if isinstance(batch, Batch):
+            batch = batch.to(tr.device)
+            done = planned_fraction(tr, st.batch_in_epoch / max(total, 1), time.perf_counter() - started)
+            for group in tr.optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, st.scheduled_lr, st.step, done)
+            loss, _, _ = compute_loss(tr.model, batch, criterion, tr.specaugment, amp_dtype)
+            if not torch.isfinite(loss):  # one bad batch must not turn every weight into NaN
+                st.nonfinite_steps += 1
+                log.warning("step %d: non-finite loss, batch skipped (%d so far)", st.step, st.nonfinite_steps)
+                loss = None
+        # a batch one rank skips, every rank skips: their steps (and collectives) stay in line
+        if agreed(tr, loss is None):
             st.batch_in_epoch += 1
-            continue
-        batch = batch.to(tr.device)
-        done = planned_fraction(tr, st.batch_in_epoch / max(total, 1), time.perf_counter() - started)
-        for group in tr.optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, st.scheduled_lr, st.step, done)
-        loss, _, _ = compute_loss(tr.model, batch, criterion, tr.specaugment, amp_dtype)
-        if not torch.isfinite(loss):  # one bad batch must not turn every weight into NaN
-            st.nonfinite_steps += 1
-            st.batch_in_epoch += 1
-            log.warning("step %d: non-finite loss, batch skipped (%d so far)", st.step, st.nonfinite_steps)
             continue
         tr.optimizer.zero_grad(set_to_none=True)
         tr.scaler.scale(loss).backward()
@@ -326,6 +328,7 @@ def validation_rank(wer: float, loss: float) -> tuple[float, float]:
 
 
 def save_checkpoint(tr: Trainer, extra: dict, best: bool = False) -> None:
+    check_finite_weights(tr)  # every rank: a --save-every checkpoint of NaN weights is refused too
     if not tr.is_main:
         return
     resume = {"state": asdict(tr.state), "optimizer": tr.optimizer.state_dict(),
@@ -601,7 +604,8 @@ def fit(tr: Trainer, skipped: dict) -> str:
     if out_of_time(tr):
         log.warning("the --max-minutes budget (%.1f min) is already spent: nothing to train "
                     "(give a larger --max-minutes to go on)", cfg.max_minutes)
-    while st.epoch < cfg.epochs and not agreed(tr, out_of_time(tr)):
+    while (st.epoch < cfg.epochs and not (cfg.max_steps and st.step >= cfg.max_steps)
+           and not agreed(tr, out_of_time(tr))):
         complete = train_one_epoch(tr, criterion, amp_dtype)
         end_of_epoch(tr, criterion, amp_dtype, complete, skipped)
         if tr.is_main:
@@ -686,8 +690,11 @@ def train_locked(cfg: TrainConfig) -> RunFolder:
                     log.info("dropped %d metric rows logged after the checkpoint", dropped)
                 tr.run.write_status(RUNNING, epoch=tr.state.epoch, step=tr.state.step,
                                     progress=progress(tr, 0), best_wer=tr.state.best_wer)
-        elif cfg.resume:
-            log.warning("--resume: no checkpoint in %s yet, starting fresh", tr.run.path)
+        else:
+            if cfg.resume:
+                log.warning("--resume: no checkpoint in %s yet, starting fresh", tr.run.path)
+            if tr.is_main:  # rows of an earlier attempt that died before its first checkpoint go
+                tr.run.drop_metrics_after(0, 0)
         signal.signal(signal.SIGTERM, request_stop(tr))
         state = fit(tr, skipped)
         if tr.world_size > 1:  # every rank done with its collectives before any group goes away
@@ -714,11 +721,15 @@ def train_locked(cfg: TrainConfig) -> RunFolder:
 def parse_args(argv=None) -> TrainConfig:
     parser = argparse.ArgumentParser(prog="python -m srcore.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="JSON file with any of the fields below (a run's config.json)")
+    parser.add_argument("--config", help="JSON file with any of the fields below (a run's config.json; "
+                                         "with --resume, --out's own by default)")
     add_config_arguments(parser, TrainConfig, choices={"model": PRESETS, "lr_schedule": LR_SCHEDULES})
     args = parser.parse_args(argv)
+    own_config = Path(args.out or TrainConfig().out) / "config.json"
+    if args.resume and not args.config and own_config.is_file():  # the run's own settings, not defaults
+        args.config = str(own_config)
     try:
-        cfg = config_from_args(TrainConfig, args, args.config)
+        cfg = config_from_args(TrainConfig, args, args.config, stored=bool(args.resume))
     except ValueError as exc:
         parser.error(str(exc))
     if not cfg.train or not cfg.valid:

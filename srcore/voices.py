@@ -298,76 +298,72 @@ def _escape_markup(text: str) -> str:
 
 
 class _CommandEngine:
-    """Runs a TTS command that writes a WAV file; returns its samples as float32."""
+    """Runs a TTS command that writes a WAV file into a folder of its own, removed after each
+    clip (a worker process the pool terminates leaves nothing behind); returns float32 samples."""
     name = ""
 
-    def __init__(self):
-        self.tmpdir = tempfile.mkdtemp(prefix=f"srcore-{self.name}-")
-        self.wav = os.path.join(self.tmpdir, "out.wav")
+    def command(self, text: str, voice: VoiceSettings, wav: str) -> tuple[list[str], str | None]:
+        """(argv, stdin) of a command that speaks `text` into the file `wav`."""
+        raise NotImplementedError
 
-    def _run(self, command: list[str], stdin: str | None = None) -> tuple[np.ndarray, int]:
-        if os.path.exists(self.wav):
-            os.unlink(self.wav)
-        done = subprocess.run(command, input=stdin, capture_output=True, text=True,
-                              timeout=CLI_TIMEOUT)
-        if done.returncode != 0 or not os.path.exists(self.wav):
-            raise RuntimeError(f"{command[0]} failed ({done.returncode}): {done.stderr.strip()[:300]}")
-        try:  # some (text2wave) exit 0 having written an empty file
-            samples, rate = sf.read(self.wav, dtype="float32", always_2d=True)
-        except sf.LibsndfileError as exc:
-            raise RuntimeError(f"{command[0]} wrote no audio ({exc}): {done.stderr.strip()[:300]}") from None
+    def synthesize(self, text: str, voice: VoiceSettings) -> tuple[np.ndarray, int]:
+        with tempfile.TemporaryDirectory(prefix=f"srcore-{self.name}-") as folder:
+            wav = os.path.join(folder, "out.wav")
+            argv, stdin = self.command(text, voice, wav)
+            done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=CLI_TIMEOUT)
+            if done.returncode != 0 or not os.path.exists(wav):
+                raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()[:300]}")
+            try:  # some (text2wave) exit 0 having written an empty file
+                samples, rate = sf.read(wav, dtype="float32", always_2d=True)
+            except sf.LibsndfileError as exc:
+                raise RuntimeError(f"{argv[0]} wrote no audio ({exc}): {done.stderr.strip()[:300]}") from None
         return samples.mean(axis=1), rate
-
-    def __del__(self):
-        shutil.rmtree(getattr(self, "tmpdir", ""), ignore_errors=True)
 
 
 class PicoEngine(_CommandEngine):
     """SVOX Pico (16 kHz) through pico2wave; speed and pitch by Pico markup."""
     name = "pico"
 
-    def synthesize(self, text: str, voice: VoiceSettings) -> tuple[np.ndarray, int]:
+    def command(self, text: str, voice: VoiceSettings, wav: str) -> tuple[list[str], str | None]:
         markup = (f"<speed level='{int(round(voice.speed * 100))}'><pitch level='{voice.pitch}'>"
                   f"{_escape_markup(text)}</pitch></speed>")
-        return self._run(["pico2wave", "-l", voice.name, "-w", self.wav, "--", markup])
+        return ["pico2wave", "-l", voice.name, "-w", wav, "--", markup], None
 
 
 class RhvoiceEngine(_CommandEngine):
     """RHVoice bdl / clb (24 kHz) through RHVoice-test (text on stdin)."""
     name = "rhvoice"
 
-    def synthesize(self, text: str, voice: VoiceSettings) -> tuple[np.ndarray, int]:
-        return self._run(["RHVoice-test", "-p", voice.name, "-r", str(int(round(voice.speed * 100))),
-                          "-t", str(voice.pitch), "-o", self.wav], stdin=text)
+    def command(self, text: str, voice: VoiceSettings, wav: str) -> tuple[list[str], str | None]:
+        return ["RHVoice-test", "-p", voice.name, "-r", str(int(round(voice.speed * 100))),
+                "-t", str(voice.pitch), "-o", wav], text
 
 
 class MbrolaEngine(_CommandEngine):
     """MBROLA diphone voices (16 kHz) through Debian's espeak-ng (text on stdin)."""
     name = "mbrola"
 
-    def synthesize(self, text: str, voice: VoiceSettings) -> tuple[np.ndarray, int]:
-        return self._run(["espeak-ng", "-v", f"mb-{voice.name}", "-s", str(voice.rate),
-                          "-p", str(voice.pitch), "-g", str(voice.word_gap), "-w", self.wav,
-                          "--stdin"], stdin=text)
+    def command(self, text: str, voice: VoiceSettings, wav: str) -> tuple[list[str], str | None]:
+        return ["espeak-ng", "-v", f"mb-{voice.name}", "-s", str(voice.rate),
+                "-p", str(voice.pitch), "-g", str(voice.word_gap), "-w", wav, "--stdin"], text
 
 
 class FliteEngine(_CommandEngine):
     """CMU Flite's built-in voices (16 kHz) through the flite command; tempo by duration_stretch."""
     name = "flite"
 
-    def synthesize(self, text: str, voice: VoiceSettings) -> tuple[np.ndarray, int]:
-        return self._run(["flite", "-voice", voice.name, "--setf",
-                          f"duration_stretch={1 / voice.speed:.3f}", "-o", self.wav, "-t", text])
+    def command(self, text: str, voice: VoiceSettings, wav: str) -> tuple[list[str], str | None]:
+        return ["flite", "-voice", voice.name, "--setf",
+                f"duration_stretch={1 / voice.speed:.3f}", "-o", wav, "-t", text], None
 
 
 class FestivalEngine(_CommandEngine):
     """Festival voices through text2wave (text on stdin); tempo by Duration_Stretch."""
     name = "festival"
 
-    def synthesize(self, text: str, voice: VoiceSettings) -> tuple[np.ndarray, int]:
+    def command(self, text: str, voice: VoiceSettings, wav: str) -> tuple[list[str], str | None]:
         stretch = f"(Parameter.set 'Duration_Stretch {1 / voice.speed:.3f})"
-        return self._run(["text2wave", "-eval", f"(voice_{voice.name})", "-eval", stretch,
-                          "-o", self.wav], stdin=text)
+        return ["text2wave", "-eval", f"(voice_{voice.name})", "-eval", stretch, "-o", wav], text
 
 
 def sample_pico_voice(rng: np.random.Generator, split: str) -> VoiceSettings:

@@ -1,6 +1,7 @@
 """srcore.launch: detached training processes, started, stopped (SIGTERM: checkpoint saved) and
 resumed for real on the tiny model."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,22 @@ def test_start_refuses_missing_manifests_and_existing_runs(tmp_path, word_corpus
     with pytest.raises(launch.LaunchError, match="already exists"):
         launch.start_training(tmp_path, "taken", endless_options(word_corpus))
     assert not (tmp_path / "x").exists()
+
+
+def test_options_out_of_range_are_a_launch_error(tmp_path, word_corpus):
+    with pytest.raises(launch.LaunchError, match="bad training options: .*batch_size"):
+        launch.start_training(tmp_path, "x", {**endless_options(word_corpus), "batch_size": 0})
+    with pytest.raises(launch.LaunchError, match="bad training options: .*augment: 'false'"):
+        launch.start_training(tmp_path, "y", {**endless_options(word_corpus), "augment": "false"})
+
+
+def test_a_corpus_job_still_running_is_running_whatever_an_earlier_one_left(tmp_path):
+    (tmp_path / launch.SUMMARY_FILE).write_text("{}")
+    assert launch.synth_state(tmp_path) == launch.FINISHED
+    (tmp_path / launch.SYNTH_JOB).write_text(json.dumps({"pid": os.getpid()}))
+    assert launch.synth_state(tmp_path) == RUNNING
+    with pytest.raises(launch.LaunchError, match="being generated there already"):
+        launch.start_synth(tmp_path, 0.01)
 
 
 def test_resume_with_another_architecture_is_refused_before_the_config_changes(tmp_path, word_corpus):

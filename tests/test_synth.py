@@ -126,6 +126,32 @@ def test_text_split_rules():
     assert textgen._fix_articles("a apple and a pear") == "an apple and a pear"
 
 
+def test_draw_text_never_loops_on_sentences_none_of_which_is_in_the_split():
+    generator = textgen.TextGenerator(np.random.default_rng(0), ["hello there", "stop"], sentence_share=1.0)
+    assert textgen.text_split(textgen.draw_text(generator, "valid")) == "valid"
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        textgen.TextGenerator(np.random.default_rng(0), ["hello there"], sentence_share=1.5)
+
+
+def test_a_command_engine_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    from srcore.voices import VoiceSettings, _CommandEngine
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    class ToneEngine(_CommandEngine):
+        name = "tone"
+
+        def command(self, text, voice, wav):
+            code = ("import sys, numpy, soundfile; soundfile.write(sys.argv[1], "
+                    "numpy.sin(numpy.arange(1600) / 3.0).astype('float32'), 16000)")
+            return [sys.executable, "-c", code, wav], None
+
+    samples, rate = ToneEngine().synthesize("hello", VoiceSettings(engine="tone", name="x"))
+    assert rate == 16000 and samples.shape == (1600,)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_espeak_voices_exist():
     import espeakng_loader
     variants_dir = Path(espeakng_loader.get_data_path()) / "voices" / "!v"

@@ -99,6 +99,34 @@ def test_device_cuda_on_a_machine_without_one_is_one_line(corpus, tmp_path, monk
               "--out", str(tmp_path / "run")])
 
 
+def test_a_fresh_start_forgets_rows_of_an_attempt_that_saved_nothing(corpus, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"type": "step", "step": 5, "loss": 9.0}\n')
+    run = train(tiny(corpus, out, resume=True, log_every=1))
+    steps = [row["step"] for row in run.read_metrics("step")]
+    assert steps == sorted(steps) and 9.0 not in [row["loss"] for row in run.read_metrics("step")]
+
+
+def test_a_run_that_reached_max_steps_resumes_to_nothing_more(corpus, tmp_path):
+    out = tmp_path / "run"
+    run = train(tiny(corpus, out, max_steps=2, epochs=5))
+    before = run.metrics_path.read_text()
+    train(tiny(corpus, out, max_steps=2, epochs=5, resume=True))
+    assert run.metrics_path.read_text() == before and run.read_status()["step"] == 2
+
+
+def test_resume_without_config_takes_the_runs_own(corpus, tmp_path):
+    from srcore.train import parse_args
+    out = tmp_path / "run"
+    train(tiny(corpus, out, lr=0.003))
+    cfg = parse_args(["--resume", "--out", str(out)])
+    assert cfg.model == "tiny" and cfg.lr == 0.003 and cfg.train == str(Path(corpus).resolve())
+    (out / "config.json").write_text("{broken")
+    with pytest.raises(ValueError, match=r"config\.json: not valid JSON"):
+        RunFolder(out).read_config()
+
+
 def test_an_epoch_end_the_checkpoint_did_not_see_is_forgotten(tmp_path):
     """A --save-every checkpoint on an epoch's last step, then a kill between that epoch's row and
     its end-of-epoch save: the row has the checkpoint's step, but the resumed run ends that epoch
