@@ -187,7 +187,7 @@ def at_level_of(out: np.ndarray, wave: torch.Tensor) -> torch.Tensor:
 def codec(wave: torch.Tensor, sample_rate: int, name: str, rng: np.random.Generator) -> torch.Tensor:
     """Encode and decode with a lossy codec in memory; same length and rate as the input."""
     container, subtype, rate = CODECS[name]
-    rate = rate or sample_rate
+    rate = rate or (opus_rate(sample_rate) if name == "opus" else sample_rate)
     x = resampler(sample_rate, rate)(wave) if rate != sample_rate else wave
     peak = max(float(x.abs().max()), 1.0)  # codecs take [-1, 1]
     libopus = opus.load() if name == "opus" and rate in opus.RATES else None
@@ -205,6 +205,12 @@ def codec(wave: torch.Tensor, sample_rate: int, name: str, rng: np.random.Genera
         y = resampler(rate, sample_rate)(y)
     n = wave.shape[-1]
     return torch.nn.functional.pad(y[:n], (0, max(0, n - y.shape[-1])))
+
+
+def opus_rate(sample_rate: int) -> int:
+    """The Opus rate a clip runs at: its own when Opus has it, else the next one up (Opus codes
+    only 8, 12, 16, 24 and 48 kHz)."""
+    return next((rate for rate in sorted(opus.RATES) if rate >= sample_rate), max(opus.RATES))
 
 
 def clip(wave: torch.Tensor, level: float) -> torch.Tensor:

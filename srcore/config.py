@@ -157,7 +157,8 @@ class AdaptConfig:
             raise ValueError(f"keep must be between 0 and 1, not {self.keep}")
 
 
-def _flag(name: str) -> str:
+def flag_name(name: str) -> str:
+    """The command-line flag of a config field: lr_schedule -> --lr-schedule."""
     return "--" + name.replace("_", "-")
 
 
@@ -183,7 +184,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, choices: dict | N
         if is_dataclass(default):
             add_config_arguments(parser, default, choices, prefix=f"{prefix}{f.name}.")
             continue
-        flag, dest = _flag(prefix + f.name), prefix + f.name
+        flag, dest = flag_name(prefix + f.name), prefix + f.name
         help_text = f"{f.metadata.get('help', '')} (default: {default!r})"
         if isinstance(default, bool):
             parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
@@ -217,7 +218,7 @@ def resume_mismatch(saved: dict, cfg: TrainConfig) -> str | None:
     architecture), or None when it can."""
     for name in ARCHITECTURE_FIELDS:
         if saved.get(name, getattr(cfg, name)) != getattr(cfg, name):
-            flag = "--" + name.replace("_", "-")
+            flag = flag_name(name)
             return (f"--resume with {flag} {getattr(cfg, name)}, but this run trains {flag} "
                     f"{saved[name]} (leave {flag} out, or start a new run)")
     return None
@@ -329,7 +330,7 @@ def config_to_arguments(config, skip=(), cls=None, prefix: str = "", defaults: d
             value = tuple(value)
         if value == default:
             continue
-        flag = _flag(prefix + name)
+        flag = flag_name(prefix + name)
         if isinstance(default, bool):
             arguments.append(flag if value else "--no-" + flag[2:])
         elif isinstance(default, tuple):

@@ -194,8 +194,9 @@ def list_runs(root) -> list[RunFolder]:
 
 
 def write_loss_curve(run: RunFolder) -> None:
-    """A dependency-free SVG chart of train/valid loss per epoch, wrapped in HTML."""
-    rows = run.read_metrics()
+    """A dependency-free SVG chart of train/valid loss per complete epoch, wrapped in HTML (a
+    stop's partial epoch is left out: its epoch's complete row follows once it is resumed)."""
+    rows = [r for r in run.read_metrics() if not r.get("partial")]
     series = {"train loss": [r.get("train_loss") for r in rows],
               "valid loss": [r.get("valid_loss") for r in rows]}
     values = [v for vs in series.values() for v in vs if v is not None]

@@ -106,7 +106,6 @@ PIPER_LENGTH_SCALE = (0.8, 1.25)
 PIPER_NOISE_SCALE = (0.4, 0.9)
 PIPER_NOISE_W = (0.4, 1.0)
 # Timbre warps (resampling: pitch and formants move together); validation has its own.
-PIPER_WARPS = {"train": (0.9, 0.94, 0.97, 1.0, 1.03, 1.06, 1.1), "valid": (0.92, 1.08)}
 
 
 def _espeak_voice_name(base: str, variant: str) -> str:
@@ -133,13 +132,12 @@ def sample_espeak_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
 
 
 def sample_piper_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
-    warps = PIPER_WARPS[split]
     return VoiceSettings(
         engine="piper", name=PIPER_MODEL_NAME,
         length_scale=round(float(rng.uniform(*PIPER_LENGTH_SCALE)), 2),
         noise_scale=round(float(rng.uniform(*PIPER_NOISE_SCALE)), 2),
         noise_w=round(float(rng.uniform(*PIPER_NOISE_W)), 2),
-        warp=float(warps[int(rng.integers(len(warps)))]))
+        warp=extra.timbre_warp(rng, split))
 
 
 VOICE_SAMPLERS = {"espeak": sample_espeak_voice, "piper": sample_piper_voice, **extra.VOICE_SAMPLERS}
@@ -230,7 +228,7 @@ class PiperEngine:
         config = self._config(length_scale=voice.length_scale, noise_scale=voice.noise_scale,
                               noise_w_scale=voice.noise_w)
         chunks = [c.audio_float_array for c in self.voice.synthesize(text, config)]
-        gap = np.zeros(int(0.15 * self.sample_rate), np.float32)  # between sentences
+        gap = np.zeros(int(extra.SENTENCE_GAP_S * self.sample_rate), np.float32)
         parts = [part for chunk in chunks for part in (chunk, gap)][:-1]
         return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), self.sample_rate
 

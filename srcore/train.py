@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoint import CheckpointWriteError, load_model, load_resume_state, unwrap, write_model_dir
-from .config import LR_SCHEDULES, TrainConfig, add_config_arguments, config_from_args, resume_mismatch
+from .config import LR_SCHEDULES, TrainConfig, add_config_arguments, config_from_args, flag_name, resume_mismatch
 from .dataset import Batch, BucketBatchSampler, SpeechDataset, Unreadable, collate, drop_unalignable
 from .decoding import greedy_decode
 from .features import SpecAugment
@@ -364,8 +364,13 @@ def restore(tr: Trainer) -> None:
 
 # ---------------------------------------------------------------- setup
 
+def process_rank() -> int:
+    """This process's rank among torchrun's (0 when it runs alone)."""
+    return int(os.environ.get("RANK", 0))
+
+
 def setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    rank, world_size = process_rank(), int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if device_arg == "auto":
         device_arg = "cuda" if torch.cuda.is_available() else "cpu"
@@ -493,7 +498,7 @@ def initial_model(cfg: TrainConfig) -> tuple[nn.Module, ModelConfig]:
                     model_config.hidden_size, model_config.num_layers)
     for name in ("num_layers", "conv_channels"):
         if getattr(cfg, name) and getattr(cfg, name) != getattr(model_config, name):
-            raise ValueError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: --init-from "
+            raise ValueError(f"{flag_name(name)} {getattr(cfg, name)}: --init-from "
                              f"{cfg.init_from} has {getattr(model_config, name)} (only "
                              f"--hidden-size can grow a model)")
     if cfg.hidden_size and cfg.hidden_size != model_config.hidden_size:
@@ -661,7 +666,7 @@ def train(cfg: TrainConfig) -> RunFolder:
     cfg = absolute_paths(cfg)
     run = RunFolder(cfg.out)
     check_resumable(run, cfg)
-    lock = run.lock() if int(os.environ.get("RANK", 0)) == 0 else None
+    lock = run.lock() if process_rank() == 0 else None
     try:
         return train_locked(cfg)
     finally:
@@ -673,7 +678,7 @@ def train_locked(cfg: TrainConfig) -> RunFolder:
     try:
         tr, skipped = build_trainer(cfg)
     except BaseException as exc:  # bad manifests, no data: the run folder still says why
-        if int(os.environ.get("RANK", 0)) == 0:  # a resumed run keeps its recorded position
+        if process_rank() == 0:  # a resumed run keeps its recorded position
             run = RunFolder(cfg.out).create()
             position = {k: v for k, v in run.read_status().items() if k in ("epoch", "step", "progress")}
             run.write_status(FAILED, error=failure(exc), **{"step": 0, **position})

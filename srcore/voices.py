@@ -72,11 +72,13 @@ def voices_root() -> Path:
     return Path(os.environ.get("SRCORE_VOICES") or Path.home() / ".cache" / "srcore" / "voices")
 
 
-# Timbre warps of the command-line engines (one or two voices each); validation has its own.
+# Timbre warps of the engines with one or two voices each (piper, the command-line ones);
+# validation has its own.
 CLI_WARPS = {"train": (0.9, 0.94, 0.97, 1.0, 1.03, 1.06, 1.1), "valid": (0.92, 1.08)}
 
 
-def _warp(rng: np.random.Generator, split: str) -> float:
+def timbre_warp(rng: np.random.Generator, split: str) -> float:
+    """A timbre warp for a voice of `split` (CLI_WARPS)."""
     warps = CLI_WARPS[split]
     return float(warps[int(rng.integers(len(warps)))])
 
@@ -90,7 +92,7 @@ KOKORO_MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974
 KOKORO_SAMPLE_RATE = 24000
 KOKORO_STYLE_SHAPE = (-1, 1, 256)          # one 256-d style vector per phoneme count (510)
 KOKORO_MAX_PHONEMES = 510
-KOKORO_SENTENCE_GAP = 0.15                 # seconds between phoneme batches
+SENTENCE_GAP_S = 0.15                      # seconds between sentences (Kokoro phoneme batches, piper)
 # English voices of Kokoro v1.0 (a: US, b: UK; f/m: female/male).
 KOKORO_ENGLISH = {
     "female": ["af_alloy", "af_aoede", "af_bella", "af_heart", "af_jessica", "af_kore",
@@ -253,7 +255,7 @@ class KokoroEngine:
         from kokoro_onnx.trim import trim
         names = [v for v, _ in parse_blend(voice.name)]
         style = blend_style({n: self.voice(n) for n in names}, voice.name)
-        gap = np.zeros(int(KOKORO_SENTENCE_GAP * self.sample_rate), np.float32)
+        gap = np.zeros(int(SENTENCE_GAP_S * self.sample_rate), np.float32)
         parts = []
         for batch in split_phonemes(self.phonemize(text, voice.lang or "en-us"), KOKORO_MAX_PHONEMES):
             tokens = self.tokenizer.tokenize(batch)
@@ -371,12 +373,12 @@ def sample_pico_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
     return VoiceSettings(engine="pico", name=langs[int(rng.choice(len(langs), p=p / p.sum()))],
                          speed=round(float(rng.uniform(*PICO_SPEED)), 2),
                          pitch=int(rng.integers(PICO_PITCH[0], PICO_PITCH[1] + 1)),
-                         warp=_warp(rng, split))
+                         warp=timbre_warp(rng, split))
 
 
 def sample_flite_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
     return VoiceSettings(engine="flite", name=FLITE_VOICES[int(rng.integers(len(FLITE_VOICES)))],
-                         speed=round(float(rng.uniform(*FLITE_SPEED)), 2), warp=_warp(rng, split))
+                         speed=round(float(rng.uniform(*FLITE_SPEED)), 2), warp=timbre_warp(rng, split))
 
 
 def sample_festival_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
@@ -384,14 +386,14 @@ def sample_festival_voice(rng: np.random.Generator, split: str) -> VoiceSettings
     name = names[int(rng.integers(len(names)))]
     speed = float(rng.uniform(*FESTIVAL_SPEED))
     return VoiceSettings(engine="festival", name=name,
-                         speed=round(speed, 2) if FESTIVAL_VOICES[name] else 1.0, warp=_warp(rng, split))
+                         speed=round(speed, 2) if FESTIVAL_VOICES[name] else 1.0, warp=timbre_warp(rng, split))
 
 
 def sample_rhvoice_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
     return VoiceSettings(engine="rhvoice", name=RHVOICE_VOICES[int(rng.integers(len(RHVOICE_VOICES)))],
                          speed=round(float(rng.uniform(*RHVOICE_SPEED)), 2),
                          pitch=int(rng.integers(RHVOICE_PITCH[0], RHVOICE_PITCH[1] + 1)),
-                         warp=_warp(rng, split))
+                         warp=timbre_warp(rng, split))
 
 
 def sample_mbrola_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
@@ -401,7 +403,7 @@ def sample_mbrola_voice(rng: np.random.Generator, split: str) -> VoiceSettings:
         pitch=int(rng.integers(MBROLA_PITCH[0], MBROLA_PITCH[1] + 1)),
         word_gap=int(rng.integers(MBROLA_WORD_GAP[0], MBROLA_WORD_GAP[1] + 1))
         if rng.random() < P_MBROLA_WORD_GAP else 0,
-        warp=_warp(rng, split))
+        warp=timbre_warp(rng, split))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -35,6 +35,13 @@ def test_codec_round_trip_keeps_length_and_signal(name):
     assert 0 < relative_error < 0.1  # changed by the codec, still the same signal, not shifted
 
 
+@pytest.mark.parametrize("rate", [11025, 22050, 44100])
+def test_opus_codes_a_clip_at_a_rate_opus_does_not_have(rate):
+    wave = torch.nn.functional.interpolate(tone()[None, None], scale_factor=rate / RATE)[0, 0]
+    out = codec(wave, rate, "opus", np.random.default_rng(0))  # runs at the next Opus rate up
+    assert out.shape == wave.shape and torch.isfinite(out).all()
+
+
 def test_gsm_removes_what_a_telephone_cannot_carry():
     t = torch.arange(RATE, dtype=torch.float32) / RATE
     high = 0.3 * torch.sin(2 * torch.pi * 6000 * t)  # above the 4 kHz of an 8 kHz channel

@@ -63,8 +63,9 @@ def test_same_seed_same_corpus(corpus, tmp_path):
         first, second = _rows(out / f"{split}.jsonl"), _rows(tmp_path / f"{split}.jsonl")
         assert [(r["key"], r["text"], r["speaker"]) for r in first] == \
             [(r["key"], r["text"], r["speaker"]) for r in second]
-        # eSpeak's wave generator keeps state between utterances: equal up to a few samples
-        assert all(abs(a["duration"] - b["duration"]) < 0.02 for a, b in zip(first, second))
+        # eSpeak keeps state between utterances (what spoke last in this process, a test's clip
+        # included, can move a pause by a frame or two): equal up to a few hundredths of a second
+        assert all(abs(a["duration"] - b["duration"]) < 0.05 for a, b in zip(first, second))
 
 
 def test_other_seed_other_texts():
@@ -209,7 +210,7 @@ def test_piper_voice(tmp_path):
     assert summary["engines"] == {"piper": summary["clips"]} and summary["failed"] == 0
     valid = _rows(tmp_path / "valid.jsonl")
     assert {r["speaker"] for r in valid} <= {f"piper:{synth.PIPER_MODEL_NAME}:warp{w:.2f}"
-                                             for w in synth.PIPER_WARPS["valid"]}
+                                             for w in synth.extra.CLI_WARPS["valid"]}
 
 
 # ---- optional engines (srcore/voices.py): each skipped with its install line when absent ----------
