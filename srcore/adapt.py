@@ -9,11 +9,12 @@ from and on how much audio, the base model's word LM and decoding settings, and 
 With --vtln the speaker's vocal tract warp is chosen first: the frequency warp of the features
 (0.84-1.16) under which the model's CTC loss on the takes is lowest. It costs a few forward passes,
 and the adapted model applies it to every input (features.speaker_warp). Off by default: on a real
-speaker it made the held-out WER worse, alone and before the fine-tuning (README).
+speaker it made the held-out WER worse, alone and before the fine-tuning (docs/experiments.md).
 
-What keeps a few minutes on twenty clips from undoing the model (see AdaptConfig; measured in the
-README):
-- a learning rate a tenth of training's, a cosine decay over few steps, and a time cap;
+What keeps a few minutes on twenty clips from undoing the model (see AdaptConfig; measured in
+docs/experiments.md):
+- a learning rate of 3e-4 (under a third of training's default), a cosine decay over few steps,
+  and a time cap;
 - the takes cut to their speech (srcore.vad: a microphone take's silence before and after the
   words is left out, as the recognizer leaves it out) and augmented as training clips are
   (speed, level, noise, codecs, vocal tract warp, SpecAugment; not simulated rooms and

@@ -239,7 +239,7 @@ def read_audio(path, sample_rate: int, max_seconds: float | None = None, *,
     path = Path(path)
     name = path.name
     if not path.is_file():
-        raise AudioError(f"{name}: no such file")
+        raise AudioError(f"{name}: " + ("a folder, not an audio file" if path.is_dir() else "no such file"))
     try:
         source = sf.SoundFile(str(path))
     except Exception as exc:  # soundfile raises several types for corrupt data

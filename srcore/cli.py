@@ -16,7 +16,7 @@ COMMANDS = {  # name: (module, what it does)
     "transcribe": ("srcore.transcribe", "speech to text for audio files"),
     "data": ("srcore.data", "corpora: synth, import, split, combine"),
     "voices": ("srcore.voices", "which speech synthesizers this machine has (status)"),
-    "lm": ("srcore.lm", "word language model: build, tune"),
+    "lm": ("srcore.lm", "word language model: text, build, tune"),
     "recipe": ("srcore.recipe", "rebuild the shipped model from nothing"),
     "hub": ("srcore.hub", "push or pull a model on the Hugging Face Hub"),
     "card": ("srcore.modelcard", "write a model card"),

@@ -131,7 +131,7 @@ class AdaptConfig:
     """Adapting a model to one speaker (srcore/adapt.py): short, gentle, and anchored."""
     minutes: float = option(2.0, "wall-clock cap on the fine-tuning")
     max_steps: int = option(150, "optimiser steps at most")
-    lr: float = option(3e-4, "peak learning rate (AdamW; a tenth of training's)")
+    lr: float = option(3e-4, "peak learning rate (AdamW; under a third of training's default)")
     warmup_steps: int = option(10, "linear learning-rate warm-up, in steps")
     batch_size: int = option(8, "the speaker's clips per step")
     anchor: float = option(0.0, "L2-SP: pull of the starting weights (0: off)")

@@ -1,4 +1,4 @@
-"""Corpus commands: `python -m srcore.data {synth,import,split} ...`."""
+"""Corpus commands: `python -m srcore.data {synth,import,split,combine} ...`."""
 import argparse
 import sys
 from dataclasses import asdict

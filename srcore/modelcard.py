@@ -286,7 +286,10 @@ def render_card(spec: CardSpec) -> str:
         "## Model\n\n```json\n" + json.dumps(spec.model, indent=2) + "\n```\n\n"
         "## Files\n\n- `model.safetensors`: the weights (safetensors: no pickle).\n"
         "- `config.json`: architecture, features, alphabet, the training config and the validation "
-        "metrics. srcore loads strictly: missing or unexpected weights are an error.\n\n"
+        "metrics. srcore loads strictly: missing or unexpected weights are an error.\n"
+        "- `tokens.txt`: the output symbols in class order, the CTC blank last.\n"
+        "- `decoding.json` and `lm/`, where present: the default decoder (a word n-gram LM with its "
+        "lexicon) and the weights tuned for it.\n\n"
         "## Limitations\n\nThe error rates above hold for data like the training data. Expect "
         "more errors on other accents, microphones, noise and vocabulary; the model knows no "
         "punctuation, digits or casing.\n")

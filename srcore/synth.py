@@ -712,7 +712,7 @@ def _command(args: argparse.Namespace) -> dict:
 def add_cli(subparsers) -> None:
     """Register the `synth` subcommand on an argparse subparsers object."""
     parser = subparsers.add_parser("synth", help="generate a synthetic speech corpus (eSpeak NG, piper, Kokoro, Pico, "
-                                   "RHVoice, MBROLA)",
+                                   "RHVoice, MBROLA, Flite, Festival)",
                                    description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(parser)

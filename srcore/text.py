@@ -16,6 +16,9 @@ _ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
          "nineteen"]
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _SCALES = [(10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred")]
+# Latin letters that no accent stripping turns into the alphabet's (NFKD leaves them whole)
+_LETTERS = str.maketrans({"\u00df": "ss", "\u00e6": "ae", "\u0153": "oe", "\u00f8": "o", "\u0111": "d",
+                          "\u00f0": "d", "\u00fe": "th", "\u0142": "l", "\u0131": "i"})
 _SYMBOLS = {"&": " and ", "%": " percent ", "+": " plus ", "@": " at ", "=": " equals "}
 _CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "\u00a3": ("pound", "pounds", "penny", "pence"),
                "\u20ac": ("euro", "euros", "cent", "cents")}
@@ -128,7 +131,7 @@ def normalize_text(text: str) -> str:
     """Lower-case, spell digits, drop punctuation; the result only holds CHARS (never raises)."""
     text = unicodedata.normalize("NFKD", str(text))
     text = "".join(c for c in text if not unicodedata.combining(c))
-    text = text.lower().replace("\u2019", "'").replace("`", "'")
+    text = text.lower().translate(_LETTERS).replace("\u2019", "'").replace("`", "'")
     text = spell_numbers(text)
     for symbol, words in _SYMBOLS.items():
         text = text.replace(symbol, words)

@@ -358,7 +358,9 @@ def restore(tr: Trainer) -> None:
     tr.optimizer.load_state_dict(saved["optimizer"])
     tr.scheduler.load_state_dict(saved["scheduler"])
     tr.scaler.load_state_dict(saved["scaler"])
-    set_rng_states(saved["rng"])
+    set_rng_states(saved["rng"])  # rank 0's: the one a checkpoint holds
+    if tr.rank:  # the other ranks draw their own dropout and SpecAugment again, not rank 0's
+        torch.manual_seed(tr.config.seed + 1000 * tr.rank + tr.state.step)
     log.info("resumed from %s at epoch %d, step %d", tr.run.last_dir, tr.state.epoch + 1, tr.state.step)
 
 

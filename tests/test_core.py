@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
     ("21st, 12th and 100th", "twenty first twelfth and one hundredth"),
     ("at 9:05 or 10:00", "at nine oh five or ten o'clock"),
     ("Café déjà-vu", "cafe deja vu"),
+    ("Straße, Ærø, Łódź and Œdipus", "strasse aero lodz and oedipus"),
     ("\u201cQuoted\u201d \u2019tis rock\u2019n\u2019roll", "quoted tis rock'n'roll"),
     ("50% & more", "fifty percent and more"),
     ("", ""),

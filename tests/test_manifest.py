@@ -55,6 +55,9 @@ def test_unreadable_manifests_are_one_error_naming_the_file(tmp_path, clip):
         read_manifest(tmp_path / "latin1.jsonl")
     with pytest.raises(FileNotFoundError, match="a folder, not a manifest"):
         read_manifest(tmp_path)
+    (tmp_path / "array.json").write_text(json.dumps([{"key": "a.wav", "text": "hi"}] * 3, indent=1))
+    with pytest.raises(ValueError, match="array.json: one JSON array; a manifest is JSON lines"):
+        read_manifest(tmp_path / "array.json")
 
 
 def test_paths_allow_refuses_are_skipped_alike_existing_or_not(tmp_path, clip):
