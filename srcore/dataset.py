@@ -3,7 +3,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -192,6 +192,11 @@ class Batch:
                      self.targets.to(device, non_blocking=True), self.target_lengths,
                      self.audio_seconds, self.texts, self.unreadable)
 
+    def pin_memory(self) -> "Batch":
+        """The DataLoader's pin_memory=True calls this: page-locked tensors, so that `to`'s
+        non-blocking copies to a GPU overlap with the step instead of waiting."""
+        return replace(self, feats=self.feats.pin_memory(), targets=self.targets.pin_memory())
+
 
 def collate(items) -> Batch | Unreadable:
     """Items -> a padded Batch; unreadable ones (None: already counted when caching; Unreadable:
@@ -280,11 +285,13 @@ class BucketBatchSampler:
 
 
 def drop_unalignable(utterances, frames_per_second: float, report: SkipReport) -> list[Utterance]:
-    """Skip clips whose model output would have fewer frames than their transcript has characters
-    (CTC cannot align them)."""
+    """Skip clips whose model output would have fewer frames than CTC needs for their transcript:
+    a frame per character and a blank between each pair of repeated characters."""
     kept = []
     for utt in utterances:
-        if utt.duration * frames_per_second < len(normalize_text(utt.text)):
+        text = normalize_text(utt.text)
+        needed = len(text) + sum(a == b for a, b in zip(text, text[1:]))
+        if utt.duration * frames_per_second < needed:
             report.add(utt.path, "too short for its transcript")
         else:
             kept.append(utt)

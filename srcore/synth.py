@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import hashlib
 import json
 import logging
@@ -524,15 +525,18 @@ class Renderer:
         return row, tags + (["speed"] if speed != 1.0 else [])
 
 
-def _init_worker(sample_rate: int) -> None:
-    global _RENDERER
+def _init_worker() -> None:
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
-    _RENDERER = Renderer(sample_rate)
 
 
-def _render_job(job: ClipJob) -> tuple[dict | None, list[str]]:
+def _render_job(job: ClipJob, sample_rate: int) -> tuple[dict | None, list[str]]:
+    """One clip rendered by this process's Renderer, made at its first clip (an engine that fails
+    to load then fails clips, counted, instead of a pool respawning workers that never start)."""
+    global _RENDERER
     try:
+        if _RENDERER is None or _RENDERER.sample_rate != sample_rate:
+            _RENDERER = Renderer(sample_rate)
         return _RENDERER.render(job)
     except Exception as exc:  # one bad clip must not stop a corpus
         log.warning("clip %s failed: %s", job.path, exc)
@@ -541,15 +545,16 @@ def _render_job(job: ClipJob) -> tuple[dict | None, list[str]]:
 
 def _render_all(jobs: list[ClipJob], sample_rate: int, workers: int):
     """Rendered (row, tags) per job, in job order."""
+    render = functools.partial(_render_job, sample_rate=sample_rate)
     if workers <= 1:
         global _RENDERER
         if _RENDERER is None or _RENDERER.sample_rate != sample_rate:
-            _RENDERER = Renderer(sample_rate)
-        yield from map(_render_job, jobs)
+            _RENDERER = Renderer(sample_rate)  # here an engine that fails to load is the command's error
+        yield from map(render, jobs)
         return
     context = multiprocessing.get_context("spawn")  # fresh processes: no inherited engine state
-    with context.Pool(workers, initializer=_init_worker, initargs=(sample_rate,)) as pool:
-        yield from pool.imap(_render_job, jobs, chunksize=POOL_CHUNKSIZE)
+    with context.Pool(workers, initializer=_init_worker) as pool:
+        yield from pool.imap(render, jobs, chunksize=POOL_CHUNKSIZE)
 
 
 def job_fingerprint(job: ClipJob, sample_rate: int) -> str:
@@ -633,6 +638,8 @@ def synthesize_corpus(out_dir, hours: float, seed: int = 0, sample_rate: int = 1
                 seconds += row["duration"]
             bar.update(1)
             bar.set_postfix(hours=f"{seconds / 3600:.2f}", refresh=False)
+    if failed == len(jobs):
+        raise RuntimeError(f"every clip failed ({', '.join(sorted(augmentations))}); see the warnings above")
     rows = {split: [r for job, r in zip(jobs, results) if r is not None and job.split == split]
             for split in SPLITS}
     per_engine = Counter(job.voice.engine for job, r in zip(jobs, results) if r is not None)
@@ -703,7 +710,7 @@ def _command(args: argparse.Namespace) -> dict:
                                     progress=not args.no_progress, audio_format=args.audio_format,
                                     sentences=read_sentences(args.sentences) if args.sentences else (),
                                     sentence_share=args.sentence_share)
-    except (ValueError, FileNotFoundError) as exc:  # an unknown engine, --out a file, no --sentences
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:  # an unknown engine, --out a file, all failed
         raise SystemExit(f"error: {exc}") from None
     print(json.dumps(summary, indent=2))
     return summary

@@ -337,6 +337,15 @@ def test_resume_keeps_written_clips(tmp_path):
     assert "resumed" not in third["augmentations"]
 
 
+def test_a_corpus_of_which_every_clip_fails_is_an_error(tmp_path, monkeypatch):
+    def broken(self, job):
+        raise OSError("engine gone")
+    monkeypatch.setattr(synth.Renderer, "render", broken)
+    with pytest.raises(RuntimeError, match="every clip failed"):
+        synth.synthesize_corpus(tmp_path, 0.001, seed=4, engines="espeak", progress=False)
+    assert not (tmp_path / synth.SUMMARY_FILE).exists()
+
+
 def test_install_script_parses():
     import shutil
     import subprocess
