@@ -272,28 +272,25 @@ def test_cli_save(trained_run, tmp_path, capsys):
     assert {p.name for p in (tmp_path / "bundle").iterdir()} == BUNDLE
 
 
-def test_the_bundle_carries_the_word_lm_and_decoding_settings(trained_model, tmp_path):
-    import shutil
-    model_dir = tmp_path / "model"
-    shutil.copytree(trained_model, model_dir)
-    (model_dir / "lm").mkdir()
+def model_with_lm(trained_model, folder):
+    """A copy of the tiny model with (stand-in) word LM files and decoding settings."""
+    shutil.copytree(trained_model, folder)
+    (folder / "lm").mkdir()
     for name in ("lm.arpa", "lexicon.txt", "lm.json"):
-        (model_dir / "lm" / name).write_text(name)
-    (model_dir / "decoding.json").write_text("{}")
-    out = hub.save_pretrained(model_dir, tmp_path / "bundle")
+        (folder / "lm" / name).write_text(name)
+    (folder / "decoding.json").write_text("{}")
+    return folder
+
+
+def test_the_bundle_carries_the_word_lm_and_decoding_settings(trained_model, tmp_path):
+    out = hub.save_pretrained(model_with_lm(trained_model, tmp_path / "model"), tmp_path / "bundle")
     assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == BUNDLE | {
         "decoding.json", "lm/lm.arpa", "lm/lexicon.txt", "lm/lm.json"}
 
 
 def test_saving_over_an_earlier_bundle_replaces_it_whole_and_other_folders_are_refused(
         trained_model, tmp_path):
-    with_lm = tmp_path / "with-lm"
-    shutil.copytree(trained_model, with_lm)
-    (with_lm / "lm").mkdir()
-    for name in ("lm.arpa", "lexicon.txt", "lm.json"):
-        (with_lm / "lm" / name).write_text(name)
-    (with_lm / "decoding.json").write_text("{}")
-    out = hub.save_pretrained(with_lm, tmp_path / "bundle")
+    out = hub.save_pretrained(model_with_lm(trained_model, tmp_path / "with-lm"), tmp_path / "bundle")
     assert (out / "lm" / "lm.arpa").is_file()
     hub.save_pretrained(trained_model, out)  # a model without an LM must not decode with the old one
     assert not (out / "lm").exists() and not (out / "decoding.json").exists()
