@@ -8,6 +8,7 @@ raises: problems come back as a message) and a named API endpoint for `gradio_cl
 """
 import argparse
 import atexit
+import contextlib
 import functools
 import logging
 import os
@@ -53,12 +54,14 @@ APP_DIR = Path(__file__).resolve().parent
 DEFAULT_RUNS_DIR = APP_DIR / "runs"
 SHIPPED_SAMPLES = APP_DIR / "samples" / "manifest.jsonl"
 MAX_UPLOAD_MB = 100  # uploads above this are refused (launch's max_file_size and the handler)
+MAX_MANIFEST_MB = 5  # a validation manifest above this is refused (200 clips take a few kB)
 MAX_AUDIO_MIN = MAX_AUDIO_S / 60  # longer audio is refused; up to it, it is chunked
 LIVE_WINDOW_S = 20.0  # live transcription re-reads at most this much of the latest audio
 LIVE_EVERY_S = 1.0  # the live transcript is refreshed this often
 LIVE_API_RATE = 16000  # pieces sent to /live_transcribe are read at this rate
 PLOT_MAX_S = 120.0  # the picture shows at most the first this many seconds
 TRANSCRIBE_CONCURRENCY = 4  # transcriptions run at once; more wait in the queue
+LIVE_STREAMS = 4  # microphone streams open at once, apart from those (a stream holds its slot)
 DEFAULT_SAMPLES = 10  # validation samples shown, as the original notebook did
 MAX_SAMPLES = 200
 DEFAULT_BEAM = 16
@@ -387,22 +390,25 @@ def _joined(*texts) -> str:
     return " ".join(t for t in texts if t)
 
 
-@shows_errors(lambda message: (new_live_state(), message))
+@shows_errors(lambda message: (gr.skip(), message))  # a bad piece leaves the recording as it was
 def live_transcribe(chunk, live: dict | None, model_dir: str | None = None):
     """One streamed microphone chunk (rate, samples) -> (updated recording, transcript so far).
 
     The models are bidirectional, so the last LIVE_WINDOW_S seconds are re-read on every chunk;
     older audio is cut off at a quiet moment and its words are settled, so each update costs the
-    same however long the user speaks."""
+    same however long the user speaks. The recording is kept at the model's rate, and a chunk
+    longer than LIVE_WINDOW_S is refused: a session holds at most that much audio."""
     if chunk is None:
         return live or new_live_state(), ""
-    rate = int(chunk[0])
-    samples = to_model_rate(chunk[1], rate, rate).numpy()  # float32 mono at its own rate
+    recognizer = get_recognizer(model_dir)
+    rate = recognizer.sample_rate
+    if np.shape(chunk[1])[0] > LIVE_WINDOW_S * int(chunk[0]):
+        raise UserError(f"Send a recording in pieces of at most {LIVE_WINDOW_S:.0f} s.")
+    samples = to_model_rate(chunk[1], int(chunk[0]), rate).numpy()
     if not live or live.get("rate") != rate:
         live = new_live_state(rate)
-    recognizer = get_recognizer(model_dir)
     settled, pending = live["settled"], np.concatenate([live["pending"], samples])
-    if pending.size > LIVE_WINDOW_S * rate:
+    while pending.size > LIVE_WINDOW_S * rate:
         cut = chunk_bounds(torch.from_numpy(pending), rate, LIVE_WINDOW_S - CUT_SEARCH_S)[0][1]
         settled = _joined(settled, _words_in(recognizer, pending[:cut], rate))
         pending = pending[cut:]
@@ -411,7 +417,7 @@ def live_transcribe(chunk, live: dict | None, model_dir: str | None = None):
     return live, _joined(settled, _words_in(recognizer, pending, rate)) or "…"
 
 
-@shows_errors(lambda message: (new_live_state(), message))
+@shows_errors(lambda message: (gr.skip(), message))
 def live_transcribe_file(path, live: dict | None, model_dir: str | None = None):
     """/live_transcribe for API clients (gradio_client can't follow the microphone's stream): the
     next piece of a recording as a file, at most LIVE_WINDOW_S long -> (recording, transcript)."""
@@ -431,6 +437,18 @@ def diff_highlights(ref: str, hyp: str) -> list[tuple[str, str | None]]:
     for text, tag in word_diff(ref, hyp):
         pieces += [(text, DIFF_TAGS.get(tag)), (" ", None)]
     return pieces[:-1]
+
+
+def check_manifest_size(manifest) -> None:
+    """A validation manifest is a list of clips, not bulk data: one over MAX_MANIFEST_MB is refused
+    before it is read (a visitor's upload of millions of rows would cost minutes and the log)."""
+    try:
+        size_mb = Path(manifest).stat().st_size / 2**20
+    except (OSError, ValueError):  # missing (the reader says so), or a name no file can have
+        return
+    if size_mb > MAX_MANIFEST_MB:
+        raise UserError(f"{Path(manifest).name} is {size_mb:.0f} MB; a validation manifest may be at most "
+                        f"{MAX_MANIFEST_MB} MB.")
 
 
 def choose_utterances(manifest, count: int, shuffle: bool, served: ServedFolders | None = None):
@@ -474,6 +492,7 @@ def validate(manifest, count: float = DEFAULT_SAMPLES, shuffle: bool = False,
     if not manifest:
         raise UserError("Choose a validation manifest or upload a .jsonl file.")
     check_served(served, manifest, "The manifest")
+    check_manifest_size(manifest)
     try:
         utterances, report = choose_utterances(manifest, count, shuffle, served)
     except FileNotFoundError:
@@ -548,6 +567,8 @@ def choose_model(model_dir, current=None, runs_dir=None, served: ServedFolders |
     in place and says why."""
     try:
         check_served(served, model_dir, "The model directory")
+        with contextlib.suppress(FileNotFoundError):  # the copy a kill left beside it counts too
+            check_served(served, resolve_model_dir(model_dir), "The model directory")
         get_recognizer(model_dir)
     except UserError as exc:
         return _model_outputs(current, runs_dir, WARN + str(exc))
@@ -614,8 +635,7 @@ def build_transcribe_tab(model_state):
     mic.stop_recording(new_live_state, None, live_state, api_name="reset_live")
     mic.stream(live_transcribe, [mic, live_state, model_state], [live_state, live_text],
                api_name="live_stream", api_visibility="private", stream_every=LIVE_EVERY_S,
-               time_limit=int(MAX_AUDIO_S), concurrency_limit=TRANSCRIBE_CONCURRENCY,
-               concurrency_id="model")
+               time_limit=int(MAX_AUDIO_S), concurrency_limit=LIVE_STREAMS, concurrency_id="live")
     # The same for API clients, a piece (a file) per call; the session keeps the recording.
     piece = gr.Audio(type="filepath", visible=False)
     send_piece = gr.Button(visible=False)

@@ -55,6 +55,10 @@ SIL_TOKEN, UNK = "|", "<unk>"
 DECODING_FILE, LM_DIR = "decoding.json", "lm"
 ARPA_FILE, LEXICON_FILE, INFO_FILE = "lm.arpa", "lexicon.txt", "lm.json"  # an LM folder (srcore.lm build)
 UNLIKELY = -30.0  # log-probability of a token that a frame must not take
+SPACE = CHARS.index(" ")
+# Prefix beam search (no word LM) keeps a state per prefix it tried, which grows with the frames
+# it reads: long input is searched a window at a time (about 12 s), cut at a word boundary.
+PREFIX_WINDOW_FRAMES, PREFIX_CUT_SEARCH = 400, 100
 DEFAULT_LM_OPTIONS = {"beam_size": 64, "beam_threshold": 25.0, "lm_weight": 2.0, "word_score": 0.0,
                       "prior_scale": 0.0}
 
@@ -288,9 +292,16 @@ class BeamDecoder:
         emissions = log_probs[:length].detach().float().cpu()
         if self.correction is not None:
             emissions = emissions - self.correction
-        frames = emissions.shape[0]
-        if frames == 0:
+        if emissions.shape[0] == 0:
             return "", []
+        if self.resources.trie is not None:
+            return self._decode(emissions)
+        # the prefix states grow with the frames searched: long input is read a window at a time
+        pieces = [self._decode(emissions[start:end]) for start, end in prefix_windows(emissions)]
+        return " ".join(text for text, _ in pieces if text), [t for _, path in pieces for t in path]
+
+    def _decode(self, emissions: torch.Tensor) -> tuple[str, list[int]]:
+        frames = emissions.shape[0]
         if self.resources.trie is not None:
             # one extra frame of certain word boundary: a word still being spelled at the end is
             # finished (lexicon spellings end with "|"), others just repeat or skip it
@@ -307,6 +318,19 @@ class BeamDecoder:
             words = [self.resources.words.get_entry(w) for w in best.words if w >= 0]
             return " ".join(w for w in words if w != UNK), path
         return collapse(best.tokens), path
+
+
+def prefix_windows(emissions: torch.Tensor) -> list[tuple[int, int]]:
+    """(start, end) frame ranges of at most PREFIX_WINDOW_FRAMES covering `emissions`, each ending
+    at the likeliest word boundary (space) within its last PREFIX_CUT_SEARCH frames."""
+    bounds, start, frames = [], 0, emissions.shape[0]
+    while frames - start > PREFIX_WINDOW_FRAMES:
+        search = start + PREFIX_WINDOW_FRAMES - PREFIX_CUT_SEARCH
+        cut = search + int(emissions[search:start + PREFIX_WINDOW_FRAMES, SPACE].argmax()) + 1
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, frames))
+    return bounds
 
 
 def make_decoder(beam: int = 0, lexicon: str | None = None, lm: str | None = None, **options):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .atomic import output_file, write_text_atomic
 from .audio import AudioError
-from .manifest import SkipReport, read_manifest
+from .manifest import MAX_DURATION_S, SkipReport, read_manifest
 from .metrics import ErrorCounts, error_counts, format_diff, word_diff
 from .text import normalize_text
 from .transcribe import Recognizer, add_recognizer_arguments, recognizer_from_args
@@ -60,8 +60,9 @@ def frequent_errors(rows, top: int = 10) -> list[tuple[str, int]]:
 
 
 def score_utterance(recognizer: Recognizer, path: str, reference: str, speaker: str = "") -> dict:
-    """Transcribe one clip and compare it with its (normalised) reference."""
-    result = recognizer.transcribe_file(path)
+    """Transcribe one clip and compare it with its (normalised) reference; a clip longer than a
+    manifest's MAX_DURATION_S is refused from its header, whatever duration its row stores."""
+    result = recognizer.transcribe_file(path, MAX_DURATION_S)
     ref = normalize_text(reference)
     counts = error_counts(ref, result.text)
     return {"key": path, "speaker": speaker, "ref": ref, "hyp": result.text, "wer": round(counts.wer, 4),

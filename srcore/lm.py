@@ -575,7 +575,7 @@ def compute_emissions(recognizer, manifest, log=_log, max_clips: int = 0) -> tup
     import torch
 
     from .audio import AudioError
-    from .manifest import SkipReport, read_manifest
+    from .manifest import MAX_DURATION_S, SkipReport, read_manifest
     report = SkipReport()
     utterances = read_manifest(manifest, report=report)
     if max_clips:
@@ -585,7 +585,7 @@ def compute_emissions(recognizer, manifest, log=_log, max_clips: int = 0) -> tup
     started = time.perf_counter()
     for utt in utterances:
         try:
-            wave = recognizer.read_clip(utt.path)  # the clips that evaluate scores, no others
+            wave = recognizer.read_clip(utt.path, MAX_DURATION_S)  # the clips evaluate scores
         except AudioError as exc:
             report.add(utt.path, str(exc))
             continue

@@ -18,6 +18,7 @@ from .text import normalize_text
 log = logging.getLogger(__name__)
 
 MAX_DURATION_S = 30.0
+SHOWN_SKIPS = 20  # skipped rows a report logs and keeps one by one (the rest only counted)
 SYNTH_SUMMARY_FILE = "synth_summary.json"  # what `srcore data synth` made, beside its manifests
 
 
@@ -37,9 +38,9 @@ class SkipReport:
 
     def add(self, where: str, reason: str) -> None:
         self.reasons[reason] += 1
-        if len(self.examples) < 20:
+        if len(self.examples) < SHOWN_SKIPS:  # the rest are counted, in the summary
             self.examples.append(f"{where}: {reason}")
-        log.warning("skipping %s: %s", where, reason)
+            log.warning("skipping %s: %s", where, reason)
 
     @property
     def total(self) -> int:

@@ -165,10 +165,10 @@ class Recognizer:
         """Transcribe samples at any rate: numpy or tensor, (samples,) or (samples, channels)."""
         return self.transcribe_wave(to_model_rate(samples, sample_rate, self.sample_rate))
 
-    def read_clip(self, path) -> torch.Tensor:
+    def read_clip(self, path, max_seconds: float = MAX_AUDIO_S) -> torch.Tensor:
         """A file's waveform at the model's rate; AudioError naming the file when it cannot be
-        read, is silent, or is too short or too long to transcribe."""
-        wave = read_audio(path, self.sample_rate, MAX_AUDIO_S)
+        read, is silent, too short, or longer than `max_seconds` (its header says so first)."""
+        wave = read_audio(path, self.sample_rate, max_seconds)
         if is_silent(wave):
             raise AudioError(f"{Path(path).name}: the audio is silent, nothing to transcribe")
         try:
@@ -177,8 +177,8 @@ class Recognizer:
             raise AudioError(f"{path}: {exc}") from None
         return wave
 
-    def transcribe_file(self, path) -> Transcript:
-        return self.transcribe_wave(self.read_clip(path))
+    def transcribe_file(self, path, max_seconds: float = MAX_AUDIO_S) -> Transcript:
+        return self.transcribe_wave(self.read_clip(path, max_seconds))
 
 
 def beam_width(text: str) -> int:

@@ -192,8 +192,12 @@ def test_live_transcription_accumulates_the_stream(trained_model):
         live, text = app.live_transcribe(chunk, live, str(trained_model))
     assert text == "go"
     assert live["seconds"] == pytest.approx(len(wave) / 48000, abs=0.01)
-    assert live["pending"].size == len(wave)  # short recordings are re-read whole
+    # short recordings are re-read whole, kept at the model's rate
+    assert live["rate"] == 16000 and live["pending"].size == pytest.approx(len(wave) / 3, abs=2)
     assert app.live_transcribe(None, live, str(trained_model))[1] == ""
+    kept, message = app.live_transcribe((48000, np.zeros(48000 * 21, np.int16)), live, str(trained_model))
+    assert kept == app.gr.skip()  # a refused piece leaves the recording as it was
+    assert "pieces of at most 20 s" in message
     _, text = app.live_transcribe((16000, np.zeros(16000, np.int16)), None, str(trained_model))
     assert text == "…"  # silence so far
     _, text = app.live_transcribe((16000, np.full(16000, 9000, np.int16)), None, "/no/model")
@@ -204,6 +208,7 @@ def test_live_transcription_settles_old_audio(monkeypatch):
     """Past LIVE_WINDOW_S the oldest audio is cut at a quiet moment and its words kept: each
     update re-reads a bounded window however long the user speaks."""
     class CountingRecognizer:
+        sample_rate = 8000
         reads = []
         def transcribe(self, samples, rate):
             self.reads.append(len(samples) / rate)
@@ -267,6 +272,22 @@ def test_validation_bad_manifests(trained_model, tmp_path):
     summary = app.validate(str(binary), 10, False, app.GREEDY, 16, model)[2]
     assert summary.startswith(app.WARN) and "not a JSON-lines text file" in summary
     assert app.show_sample([], 1) == (None, [])
+
+
+def test_validation_refuses_bulk_manifests_and_clips_longer_than_their_rows_say(
+        trained_model, tmp_path, monkeypatch):
+    flood = tmp_path / "flood.jsonl"
+    flood.write_text("x\n" * 5000)
+    monkeypatch.setattr(app, "MAX_MANIFEST_MB", 0.001)
+    summary = app.validate(str(flood), 10, False, app.GREEDY, 16, str(trained_model))[2]
+    assert "may be at most" in summary and "flood.jsonl" in summary
+    monkeypatch.undo()
+    long_clip = tmp_path / "long.wav"
+    sf.write(long_clip, np.random.default_rng(0).normal(0, 0.1, 8000 * 31).astype(np.float32), 8000)
+    lying = tmp_path / "lying.jsonl"  # the row says 1 s; the header says 31 s
+    lying.write_text(json.dumps({"key": "long.wav", "text": "modern printers", "duration": 1}) + "\n")
+    summary = app.validate(str(lying), 10, False, app.GREEDY, 16, str(trained_model))[2]
+    assert "could be scored" in summary and "at most 30" in summary
 
 
 # ------------------------------------------------------------------ model picker

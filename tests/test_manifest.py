@@ -37,6 +37,16 @@ def test_malformed_rows_are_skipped_with_their_reason(tmp_path, clip, row, reaso
     assert report.total == 1 and reason in report.examples[0] and "m.jsonl:2" in report.examples[0]
 
 
+def test_a_flood_of_bad_rows_logs_a_few_and_counts_the_rest(tmp_path, caplog):
+    (tmp_path / "flood.jsonl").write_text("x\n" * 500)
+    report = SkipReport()
+    with caplog.at_level("WARNING"):
+        assert read_manifest(tmp_path / "flood.jsonl", report=report) == []
+    assert report.total == 500 and len(report.examples) == 20
+    assert sum("skipping" in r.message for r in caplog.records) == 20
+    assert "skipped 500 clips" in caplog.records[-1].getMessage()
+
+
 def test_a_byte_order_mark_does_not_lose_the_first_row(tmp_path, clip):
     manifest = write_rows(tmp_path / "m.jsonl", [{"key": "a.wav", "text": "one"}, {"key": "a.wav", "text": "two"}],
                           prefix="\ufeff")
