@@ -204,13 +204,20 @@ class ServedFolders:
         return any(resolved.is_relative_to(root) for root in self.roots)
 
 
+def uploads_folder() -> Path:
+    """Where gradio keeps what visitors upload."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
 def served_folders(model_dir, runs_dir, extra=()) -> ServedFolders:
     """The project folder, the runs folder and the folders of every run's manifests, the model,
     gradio's upload folder and `extra` (--data)."""
-    uploads = os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio"
-    folders = [APP_DIR, uploads, model_dir, *extra]
+    folders = [APP_DIR, uploads_folder(), model_dir, *extra]
     for run in list_runs(runs_dir) if runs_dir else []:
-        config = run.read_config()
+        try:
+            config = run.read_config()
+        except ValueError:  # a broken config.json names no manifests
+            config = {}
         folders += [run.path] + [(run.path / config[k]).parent  # relative: to the run, not the cwd
                                  for k in ("train", "valid") if config.get(k)]
     return ServedFolders(tuple(Path(f).resolve() for f in folders if f))
@@ -569,6 +576,9 @@ def choose_model(model_dir, current=None, runs_dir=None, served: ServedFolders |
         check_served(served, model_dir, "The model directory")
         with contextlib.suppress(FileNotFoundError):  # the copy a kill left beside it counts too
             check_served(served, resolve_model_dir(model_dir), "The model directory")
+        if served is not None and Path(model_dir).resolve().is_relative_to(uploads_folder().resolve()):
+            raise UserError("A model directory cannot be made of uploads; choose one from the list "
+                            "or download one from the Hub.")
         get_recognizer(model_dir)
     except UserError as exc:
         return _model_outputs(current, runs_dir, WARN + str(exc))
@@ -593,7 +603,7 @@ def download_hub_model(repo_id, revision=None, current_model=None, runs_dir=None
         return _model_outputs(current_model, runs_dir,
                               WARN + "Hub downloads are not available in this build (srcore.hub).")
     try:
-        model_dir = str(download(repo_id, revision=revision))
+        model_dir = str(download(repo_id, revision=revision, token=False))  # never the server's token
     except Exception as exc:  # noqa: BLE001 - network, auth, not found: all become a message
         log.exception("downloading %s failed", repo_id)
         return _model_outputs(current_model, runs_dir,

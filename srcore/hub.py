@@ -124,10 +124,12 @@ def from_pretrained(repo_id_or_path, revision: str | None = None, token: str | N
     return download(text, revision, token)
 
 
-def download(repo_id: str, revision: str | None = None, token: str | None = None,
+def download(repo_id: str, revision: str | None = None, token: str | bool | None = None,
              max_mb: float = MAX_DOWNLOAD_MB) -> Path:
     """A Hub model (repo id only, never a local path) downloaded once into the Hub cache; one
-    whose files add up to more than `max_mb` is refused before anything is fetched."""
+    whose files add up to more than `max_mb` is refused before anything is fetched. `token`:
+    huggingface_hub's (None: the machine's login; False: none, as the app downloads for a
+    visitor, who must not reach the server owner's private models)."""
     if not is_repo_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub model id (USER/NAME)")
     wanted = [*BUNDLE_FILES, *OPTIONAL_FILES, CARD_FILE]

@@ -274,6 +274,16 @@ def test_validation_bad_manifests(trained_model, tmp_path):
     assert app.show_sample([], 1) == (None, [])
 
 
+def test_a_model_directory_made_of_uploads_is_refused(trained_model, tmp_path, monkeypatch):
+    import shutil
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    shutil.copytree(trained_model, tmp_path / "uploads" / "abc")
+    served = app.served_folders(trained_model, None)
+    state, _, status, _, _ = app.choose_model(str(tmp_path / "uploads" / "abc"), str(trained_model),
+                                              None, served)
+    assert state == str(trained_model) and "cannot be made of uploads" in status
+
+
 def test_validation_refuses_bulk_manifests_and_clips_longer_than_their_rows_say(
         trained_model, tmp_path, monkeypatch):
     flood = tmp_path / "flood.jsonl"
@@ -328,8 +338,8 @@ def test_hub_model_is_downloaded_only_on_request(trained_model, monkeypatch):
     state, _, status, _, _ = app.download_hub_model("user/model", None, current)
     assert state == current and "not available" in status
     calls = []
-    def download(repo_id, revision=None):
-        calls.append((repo_id, revision))
+    def download(repo_id, revision=None, token=None):
+        calls.append((repo_id, revision, token))
         if repo_id == "user/offline":
             raise OSError("no network")
         return trained_model
@@ -341,7 +351,8 @@ def test_hub_model_is_downloaded_only_on_request(trained_model, monkeypatch):
     assert state == current and "Could not download user/offline" in status and "no network" in status
     state, picker, status, _, _ = app.download_hub_model(" user/model ", "v1", "/elsewhere")
     assert state == current and picker["value"] == current
-    assert calls == [("user/offline", None), ("user/model", "v1")]
+    # never with the server's own Hub login: a visitor must not reach its owner's private models
+    assert calls == [("user/offline", None, False), ("user/model", "v1", False)]
 
 
 # ------------------------------------------------------------------ the running app
