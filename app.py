@@ -200,7 +200,10 @@ class ServedFolders:
     roots: tuple
 
     def allows(self, path) -> bool:
-        resolved = Path(path).resolve()
+        try:
+            resolved = Path(path).resolve()
+        except (ValueError, OSError, RuntimeError):  # a null byte, a name too long, a symlink loop
+            return False
         return any(resolved.is_relative_to(root) for root in self.roots)
 
 

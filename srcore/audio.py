@@ -34,6 +34,7 @@ MAX_CHANNELS = 32
 DEFAULT_MAX_SECONDS = 2 * 3600.0  # 460 MB of float32 at 16 kHz
 SILENCE_PEAK = 1e-3  # is_silent: loudest sample below this (-60 dBFS)
 READ_BLOCK_FRAMES = 1 << 16
+UNKNOWN_LENGTH = 2**62  # libsndfile reports a length it cannot know as the largest count (2**63 - 1)
 LOSSY_FRAME_SLACK = 0.01  # MP3 lengths may be estimates: allow 1 % fewer frames than announced
 
 RATE_TOLERANCE = 0.001  # how far a rate may be moved to get a small kernel (0.1 %)
@@ -255,6 +256,9 @@ def read_audio(path, sample_rate: int, max_seconds: float | None = None, *,
         if frames <= 0:
             raise AudioError(f"{name}: empty audio")
         limit = DEFAULT_MAX_SECONDS if max_seconds is None else float(max_seconds)
+        if frames >= UNKNOWN_LENGTH:  # a streamed FLAC, say: nothing tells how much would be decoded
+            raise AudioError(f"{name}: the header does not give the audio's length; re-encode the "
+                             "file (e.g. ffmpeg -i IN OUT.flac)")
         if frames / rate > limit:
             raise AudioError(f"{name}: audio lasts {_seconds(frames / rate)}; at most "
                              f"{_seconds(limit)}")

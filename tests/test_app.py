@@ -282,6 +282,8 @@ def test_a_model_directory_made_of_uploads_is_refused(trained_model, tmp_path, m
     state, _, status, _, _ = app.choose_model(str(tmp_path / "uploads" / "abc"), str(trained_model),
                                               None, served)
     assert state == str(trained_model) and "cannot be made of uploads" in status
+    state, _, status, _, _ = app.choose_model("x\x00y", str(trained_model), None, served)
+    assert state == str(trained_model) and "outside the folders this app serves" in status
 
 
 def test_validation_refuses_bulk_manifests_and_clips_longer_than_their_rows_say(

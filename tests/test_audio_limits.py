@@ -112,6 +112,17 @@ def test_flac_bomb_is_refused_from_its_header_or_decoded_in_bounded_memory(tmp_p
     assert decoded["extra_mb"] < 120, decoded
 
 
+def test_a_flac_whose_header_gives_no_length_says_so(tmp_path):
+    path = tmp_path / "streamed.flac"
+    sf.write(path, np.full(16000, 0.1, np.float32), 16000)
+    data = bytearray(path.read_bytes())  # STREAMINFO's 36-bit sample count, at byte 18, set to 0
+    field = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)
+    data[18:26] = field.to_bytes(8, "big")
+    path.write_bytes(data)
+    with pytest.raises(AudioError, match="streamed.flac: the header does not give the audio's length"):
+        read_audio(path, 16000)
+
+
 def test_header_limits_on_rate_and_channels(tmp_path):
     many = tmp_path / "many.wav"
     sf.write(many, np.zeros((1600, 8), np.float32), RATE)
