@@ -606,7 +606,8 @@ def download_hub_model(repo_id, revision=None, current_model=None, runs_dir=None
         return _model_outputs(current_model, runs_dir,
                               WARN + "Hub downloads are not available in this build (srcore.hub).")
     try:
-        model_dir = str(download(repo_id, revision=revision, token=False))  # never the server's token
+        # anonymously (never the server's own Hub login), and only repos that are srcore models
+        model_dir = str(download(repo_id, revision=revision, token=False, srcore_only=True))
     except Exception as exc:  # noqa: BLE001 - network, auth, not found: all become a message
         log.exception("downloading %s failed", repo_id)
         return _model_outputs(current_model, runs_dir,

@@ -32,7 +32,7 @@ from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, resolve_model_dir
 from .config import HUB_TOKEN_ENV
 from .decoding import ARPA_FILE, DECODING_FILE, INFO_FILE, LEXICON_FILE, LM_DIR
 from .errors import exception_chain
-from .modelcard import CARD_FILE, card_spec, render_card
+from .modelcard import CARD_FILE, LIBRARY_NAME, card_spec, render_card
 from .run import RunFolder
 from .text import TOKENS_FILE
 
@@ -42,7 +42,7 @@ OPTIONAL_FILES = (TOKENS_FILE, DECODING_FILE, *(f"{LM_DIR}/{name}" for name in (
 MAX_DOWNLOAD_MB = 1024  # a Hub model bigger than this (weights and word LM) is not downloaded
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 MASK = "***"
-LIBRARY = {"library_name": "srcore", "library_version": __version__}
+LIBRARY = {"library_name": LIBRARY_NAME, "library_version": __version__}
 # The network failing: no route or name, refused, timed out (also huggingface_hub's offline mode,
 # a ConnectionError); TRANSPORT_ERROR is the base class of the same errors in httpx and httpx2.
 NETWORK_ERRORS = (socket.gaierror, ConnectionError, TimeoutError)
@@ -125,11 +125,13 @@ def from_pretrained(repo_id_or_path, revision: str | None = None, token: str | N
 
 
 def download(repo_id: str, revision: str | None = None, token: str | bool | None = None,
-             max_mb: float = MAX_DOWNLOAD_MB) -> Path:
+             max_mb: float = MAX_DOWNLOAD_MB, srcore_only: bool = False) -> Path:
     """A Hub model (repo id only, never a local path) downloaded once into the Hub cache; one
     whose files add up to more than `max_mb` is refused before anything is fetched. `token`:
     huggingface_hub's (None: the machine's login; False: none, as the app downloads for a
-    visitor, who must not reach the server owner's private models)."""
+    visitor, who must not reach the server owner's private models). `srcore_only`: refuse, before
+    fetching, a repo whose card does not name srcore as its library (the app: a visitor's any
+    public repo would otherwise fill the Hub cache)."""
     if not is_repo_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub model id (USER/NAME)")
     wanted = [*BUNDLE_FILES, *OPTIONAL_FILES, CARD_FILE]
@@ -139,6 +141,9 @@ def download(repo_id: str, revision: str | None = None, token: str | bool | None
         if not is_network_error(exc):
             raise
         return cached_download(repo_id, revision, token, wanted)
+    if srcore_only and getattr(info, "library_name", None) != LIBRARY_NAME:
+        raise ValueError(f"{repo_id}: not an srcore model (its card names the library "
+                         f"{getattr(info, 'library_name', None) or 'none'}); not downloaded")
     files = [f for f in info.siblings or [] if f.rfilename in wanted]
     if any(f.size is None for f in files):
         raise ValueError(f"{repo_id}: the Hub does not say how big its files are; not downloaded")

@@ -340,8 +340,8 @@ def test_hub_model_is_downloaded_only_on_request(trained_model, monkeypatch):
     state, _, status, _, _ = app.download_hub_model("user/model", None, current)
     assert state == current and "not available" in status
     calls = []
-    def download(repo_id, revision=None, token=None):
-        calls.append((repo_id, revision, token))
+    def download(repo_id, revision=None, token=None, srcore_only=False):
+        calls.append((repo_id, revision, token, srcore_only))
         if repo_id == "user/offline":
             raise OSError("no network")
         return trained_model
@@ -354,7 +354,7 @@ def test_hub_model_is_downloaded_only_on_request(trained_model, monkeypatch):
     state, picker, status, _, _ = app.download_hub_model(" user/model ", "v1", "/elsewhere")
     assert state == current and picker["value"] == current
     # never with the server's own Hub login: a visitor must not reach its owner's private models
-    assert calls == [("user/offline", None, False), ("user/model", "v1", False)]
+    assert calls == [("user/offline", None, False, True), ("user/model", "v1", False, True)]
 
 
 # ------------------------------------------------------------------ the running app

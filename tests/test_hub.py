@@ -101,14 +101,14 @@ def test_a_model_directory_keeps_its_own_card(trained_run, tmp_path):
 
 class SizedHfApi:
     """model_info of a repo whose files have the given sizes (bytes)."""
-    def __init__(self, sizes: dict, **kwargs):
-        self.sizes = sizes
+    def __init__(self, sizes: dict, library: str | None = "srcore", **kwargs):
+        self.sizes, self.library = sizes, library
 
     def model_info(self, repo_id, **kwargs):
         assert kwargs["files_metadata"]
         if isinstance(self.sizes, Exception):
             raise self.sizes
-        return types.SimpleNamespace(sha="c0ffee", siblings=[
+        return types.SimpleNamespace(sha="c0ffee", library_name=self.library, siblings=[
             types.SimpleNamespace(rfilename=name, size=size) for name, size in self.sizes.items()])
 
 
@@ -157,6 +157,13 @@ def test_a_hub_model_downloads_the_revision_it_sized_and_offline_reads_the_cache
     monkeypatch.setattr(hub, "HfApi", lambda **kwargs: SizedHfApi(PermissionError("gated")))
     with pytest.raises(PermissionError):  # the Hub refusing is not the network failing
         hub.download(REPO)
+
+
+def test_the_app_downloads_only_srcore_models(monkeypatch):
+    monkeypatch.setattr(hub, "snapshot_download", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(hub, "HfApi", lambda **kwargs: SizedHfApi({"model.safetensors": 2**20}, "transformers"))
+    with pytest.raises(ValueError, match="not an srcore model .*transformers"):
+        hub.download(REPO, srcore_only=True)
 
 
 def test_offline_without_a_cached_copy_says_so(monkeypatch):
