@@ -1,6 +1,8 @@
 """Writes that a kill or a full disk cannot leave half done: a file or a folder is written beside
-its target and renamed over it, so a reader sees the old version or the new one, never a mix."""
+its target and renamed over it, so a reader sees the old version or the new one, never a mix.
+`read_json_object` reads such a settings file back, with one error naming it when it is broken."""
 import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +20,18 @@ def write_text_atomic(path, text: str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def read_json_object(path, what: str) -> dict:
+    """The JSON object in `path`; ValueError naming the file when it is not JSON, or not an object
+    (of `what`: "training settings", say). OSError as open() raises it."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object of {what}")
+    return value
 
 
 def swap_in(staging: Path, directory: Path) -> None:

@@ -9,10 +9,10 @@ so that a stored config.json still reproduces its run (`as_stored_then`).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
-from pathlib import Path
+
+from .atomic import read_json_object
 
 TRAIN_MODULE = "srcore.train"  # `python -m TRAIN_MODULE` runs TrainConfig
 LR_SCHEDULES = ("plateau", "cosine")  # TrainConfig.lr_schedule
@@ -296,13 +296,9 @@ def config_from_args(cls, args: argparse.Namespace, config_file: str | None = No
     """The config of --config FILE (if any) overridden by the flags that were given; `stored`: the
     file is a run's own config.json, whose missing fields mean what they meant then (as_stored_then)."""
     try:
-        values = json.loads(Path(config_file).read_text(encoding="utf-8")) if config_file else {}
+        values = read_json_object(config_file, f"{cls.__name__} fields") if config_file else {}
     except OSError as exc:
         raise ValueError(f"{config_file}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{config_file}: not valid JSON ({exc})") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"{config_file}: expected a JSON object of {cls.__name__} fields")
     if stored and config_file:
         values = as_stored_then(cls, values)
     return config_from_dict(cls, _merge(values, _nested_updates(cls, args)), config_file or "config")

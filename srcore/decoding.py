@@ -38,7 +38,6 @@ values follow the model's classes (srcore.text.CHARS, then blank). Greedy decodi
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import threading
@@ -48,6 +47,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import read_json_object
 from .text import BLANK, CHARS
 
 _BEAM_TOKENS = [c if c != " " else "|" for c in CHARS] + ["<blank>"]
@@ -352,7 +352,7 @@ def decoding_settings(model_dir) -> dict:
     (complete) LM. ValueError naming the file when its prior correction cannot be applied."""
     model_dir = Path(model_dir)
     path = model_dir / DECODING_FILE
-    settings = read_decoding_file(path) if path.is_file() else {}
+    settings = read_json_object(path, "decoding settings") if path.is_file() else {}
     if settings.get("decoder") == "greedy":
         return {"decoder": "greedy"}
     lm_dir = lm_folder(model_dir, settings.get("lm", LM_DIR), path)
@@ -367,17 +367,6 @@ def decoding_settings(model_dir) -> dict:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     return {"decoder": "lexicon+lm", "lm": str(lm_dir), **merged, "token_prior": settings.get("token_prior")}
-
-
-def read_decoding_file(path: Path) -> dict:
-    """A decoding.json's settings; ValueError naming the file when it is not a JSON object."""
-    try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(settings, dict):
-        raise ValueError(f"{path}: expected a JSON object of decoding settings")
-    return settings
 
 
 def lm_folder(model_dir: Path, name, settings_path: Path) -> Path:

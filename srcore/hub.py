@@ -141,9 +141,10 @@ def download(repo_id: str, revision: str | None = None, token: str | bool | None
         if not is_network_error(exc):
             raise
         return cached_download(repo_id, revision, token, wanted)
-    if srcore_only and getattr(info, "library_name", None) != LIBRARY_NAME:
+    library = getattr(info, "library_name", None)
+    if srcore_only and library != LIBRARY_NAME:
         raise ValueError(f"{repo_id}: not an srcore model (its card names the library "
-                         f"{getattr(info, 'library_name', None) or 'none'}); not downloaded")
+                         f"{library or 'none'}); not downloaded")
     files = [f for f in info.siblings or [] if f.rfilename in wanted]
     if any(f.size is None for f in files):
         raise ValueError(f"{repo_id}: the Hub does not say how big its files are; not downloaded")

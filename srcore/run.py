@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import write_text_atomic
+from .atomic import read_json_object, write_text_atomic
 
 RUNNING, FINISHED, FAILED, STOPPED, STALE = "running", "finished", "failed", "stopped", "stale"
 
@@ -99,15 +99,7 @@ class RunFolder:
 
     def read_config(self) -> dict:
         """The run's config.json ({} before there is one); ValueError naming it when it is broken."""
-        if not self.config_path.is_file():
-            return {}
-        try:
-            config = json.loads(self.config_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{self.config_path}: not valid JSON ({exc})") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{self.config_path}: expected a JSON object of training settings")
-        return config
+        return read_json_object(self.config_path, "training settings") if self.config_path.is_file() else {}
 
     def drop_metrics_after(self, step: int, epochs: int | None = None) -> int:
         """Forget metric rows logged after the checkpoint a killed run resumes from (at `step`,

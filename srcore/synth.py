@@ -525,6 +525,14 @@ class Renderer:
         return row, tags + (["speed"] if speed != 1.0 else [])
 
 
+def _renderer(sample_rate: int) -> Renderer:
+    """This process's Renderer at `sample_rate`, made on first use."""
+    global _RENDERER
+    if _RENDERER is None or _RENDERER.sample_rate != sample_rate:
+        _RENDERER = Renderer(sample_rate)
+    return _RENDERER
+
+
 def _init_worker() -> None:
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
@@ -533,11 +541,8 @@ def _init_worker() -> None:
 def _render_job(job: ClipJob, sample_rate: int) -> tuple[dict | None, list[str]]:
     """One clip rendered by this process's Renderer, made at its first clip (an engine that fails
     to load then fails clips, counted, instead of a pool respawning workers that never start)."""
-    global _RENDERER
     try:
-        if _RENDERER is None or _RENDERER.sample_rate != sample_rate:
-            _RENDERER = Renderer(sample_rate)
-        return _RENDERER.render(job)
+        return _renderer(sample_rate).render(job)
     except Exception as exc:  # one bad clip must not stop a corpus
         log.warning("clip %s failed: %s", job.path, exc)
         return None, [f"error:{type(exc).__name__}"]
@@ -547,9 +552,7 @@ def _render_all(jobs: list[ClipJob], sample_rate: int, workers: int):
     """Rendered (row, tags) per job, in job order."""
     render = functools.partial(_render_job, sample_rate=sample_rate)
     if workers <= 1:
-        global _RENDERER
-        if _RENDERER is None or _RENDERER.sample_rate != sample_rate:
-            _RENDERER = Renderer(sample_rate)  # here an engine that fails to load is the command's error
+        _renderer(sample_rate)  # made here, an engine that fails to load is the command's error
         yield from map(render, jobs)
         return
     context = multiprocessing.get_context("spawn")  # fresh processes: no inherited engine state

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import output_folder
+from .atomic import output_folder, write_text_atomic
 from .audio import AudioError, is_silent, read_audio, to_model_rate
 from .checkpoint import load_model, resolve_model_dir
 from .decoding import UNLIKELY, decode_with_path, describe_decoder, greedy_decode, load_decoding, make_decoder
@@ -241,11 +241,7 @@ def output_path(path: str, fmt: str, output_dir: Path) -> Path:
 
 def write_output(result: Transcript, fmt: str, path: str, output_dir: Path) -> Path:
     """Write the transcript of `path` to its output_path, whole or not at all."""
-    target = output_path(path, fmt, output_dir)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(render(result, fmt, path), encoding="utf-8")
-    partial.replace(target)
-    return target
+    return write_text_atomic(output_path(path, fmt, output_dir), render(result, fmt, path))
 
 
 def check_output_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
