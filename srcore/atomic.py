@@ -34,10 +34,26 @@ def read_json_object(path, what: str) -> dict:
     return value
 
 
+def staging_dir(directory: Path) -> Path:
+    """Where the next version of `directory` is built before `swap_in` puts it in place."""
+    return directory.with_name(directory.name + ".new")
+
+
+def previous_dir(directory: Path) -> Path:
+    """Where `swap_in` keeps the version it replaces until the new one is in place."""
+    return directory.with_name(directory.name + ".old")
+
+
+def swap_copies(directory: Path) -> tuple[Path, Path, Path]:
+    """`directory` and the copies a swap interrupted by a kill can leave beside it, the one to
+    read first first."""
+    return directory, previous_dir(directory), staging_dir(directory)
+
+
 def swap_in(staging: Path, directory: Path) -> None:
     """Put the complete folder `staging` in the place of `directory` by renames: a kill at any
     moment leaves `directory`, or its `.old` copy beside it, whole."""
-    old = directory.with_name(directory.name + ".old")
+    old = previous_dir(directory)
     shutil.rmtree(old, ignore_errors=True)
     if directory.exists():
         os.replace(directory, old)

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .atomic import swap_in
+from .atomic import read_json_object, staging_dir, swap_copies, swap_in
 from .errors import exception_chain
 from .model import ModelConfig, build_model
 from .text import BLANK, CHARS, DEFAULT_TOKENIZER, TOKENS_FILE, Tokenizer
@@ -42,7 +42,7 @@ def write_model_dir(directory, model: torch.nn.Module, config: ModelConfig,
     directory = Path(directory)
     check_replaceable(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = directory.with_name(directory.name + ".new")
+    staging = staging_dir(directory)
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
@@ -96,8 +96,7 @@ def write_failure(exc: BaseException) -> str:
 def resolve_model_dir(directory) -> Path:
     """The directory itself, or the complete copy a kill mid-swap left beside it."""
     directory = Path(directory)
-    for candidate in (directory, directory.with_name(directory.name + ".old"),
-                      directory.with_name(directory.name + ".new")):
+    for candidate in swap_copies(directory):
         if (candidate / CONFIG_FILE).is_file() and (candidate / WEIGHTS_FILE).is_file():
             return candidate
     raise FileNotFoundError(f"{directory}: not a model directory (needs {CONFIG_FILE} and "
@@ -106,11 +105,8 @@ def resolve_model_dir(directory) -> Path:
 
 def read_config(directory) -> dict:
     path = resolve_model_dir(directory) / CONFIG_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
+    meta = read_json_object(path, "model settings")
+    if not isinstance(meta.get("model"), dict):
         raise ValueError(f"{path}: no \"model\" section describing the architecture")
     return meta
 

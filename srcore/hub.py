@@ -27,7 +27,7 @@ from pathlib import Path
 from huggingface_hub import HfApi, snapshot_download
 
 from . import __version__
-from .atomic import swap_in
+from .atomic import staging_dir, swap_in
 from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_model, resolve_model_dir
 from .config import HUB_TOKEN_ENV
 from .decoding import ARPA_FILE, DECODING_FILE, INFO_FILE, LEXICON_FILE, LM_DIR
@@ -81,7 +81,7 @@ def save_pretrained(model_dir_or_run, out_dir, repo_id: str = "", card_options: 
     if out_dir.is_dir() and any(out_dir.iterdir()) and not is_bundle(out_dir):
         raise HubError(f"{out_dir}: holds files that are not a bundle's; choose a new or empty "
                        "folder (a folder holding only an earlier bundle is replaced)")
-    staging = out_dir.with_name(out_dir.name + ".new")
+    staging = staging_dir(out_dir)
     shutil.rmtree(staging, ignore_errors=True)
     for name in bundle_files(source):
         (staging / name).parent.mkdir(parents=True, exist_ok=True)

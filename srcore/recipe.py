@@ -34,7 +34,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .atomic import swap_in, write_text_atomic
+from .atomic import staging_dir, swap_in, write_text_atomic
 from .checkpoint import CONFIG_FILE, RESUME_FILE, resolve_model_dir
 from .importers import ASTERISK_INSTALL, ASTERISK_SOUND_DIRS
 from .lm import FORTUNES_DIR, SOURCES
@@ -292,7 +292,7 @@ class Recipe:
     def ship_model(self) -> dict:
         target = Path(self.ship)
         if not self.dry_run:
-            staging = target.with_name(target.name + ".new")
+            staging = staging_dir(target)
             shutil.rmtree(staging, ignore_errors=True)
             shutil.copytree(self.out / "model", staging)
             swap_in(staging, target)

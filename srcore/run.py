@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import read_json_object, write_text_atomic
+from .atomic import read_json_object, swap_copies, write_text_atomic
 
 RUNNING, FINISHED, FAILED, STOPPED, STALE = "running", "finished", "failed", "stopped", "stale"
 
@@ -88,7 +88,7 @@ class RunFolder:
     def has_checkpoints(self) -> bool:
         """Whether a training has saved a model here (what a new run would replace)."""
         folders = (self.last_dir, self.best_dir)
-        return any(f.with_name(f.name + suffix).is_dir() for f in folders for suffix in ("", ".old", ".new"))
+        return any(copy.is_dir() for folder in folders for copy in swap_copies(folder))
 
     def create(self) -> "RunFolder":
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)

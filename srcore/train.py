@@ -20,6 +20,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .atomic import previous_dir
 from .checkpoint import CheckpointWriteError, load_model, load_resume_state, unwrap, write_model_dir
 from .config import LR_SCHEDULES, TrainConfig, add_config_arguments, config_from_args, flag_name, resume_mismatch
 from .dataset import Batch, BucketBatchSampler, SpeechDataset, Unreadable, collate, drop_unalignable
@@ -689,7 +690,7 @@ def train_locked(cfg: TrainConfig) -> RunFolder:
         tr.run.write_config(asdict(cfg))
         tr.run.write_status(RUNNING, epoch=0, step=0, progress=0.0)
     try:
-        if cfg.resume and (tr.run.last_dir.exists() or tr.run.last_dir.with_name("last.old").exists()):
+        if cfg.resume and (tr.run.last_dir.exists() or previous_dir(tr.run.last_dir).exists()):
             restore(tr)
             if tr.is_main:
                 dropped = tr.run.drop_metrics_after(tr.state.step, tr.state.epoch)

@@ -224,6 +224,17 @@ def test_kill_mid_write_leaves_a_loadable_checkpoint(trained_run, tmp_path):
     assert config.hidden_size == 64
 
 
+def test_a_checkpoint_left_beside_its_folder_by_a_kill_still_counts_as_a_trained_run(trained_run, tmp_path):
+    import shutil
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(trained_run, run.path)
+    shutil.rmtree(run.best_dir)
+    run.last_dir.rename(run.last_dir.with_name("last.old"))  # a kill mid-swap: only the old copy is whole
+    assert run.has_checkpoints()  # a fresh start would replace it, so it is refused
+    shutil.rmtree(run.last_dir.with_name("last.old"))
+    assert not run.has_checkpoints()
+
+
 def test_two_process_torchrun_on_cpu(word_corpus, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
