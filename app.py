@@ -83,6 +83,8 @@ ADAPT_HELD_OUT = 4  # takes kept out of the fine-tuning to show before/after
 MIN_TRAINING_TAKES = 4  # takes the fine-tuning needs besides the held-out ones
 MIN_TAKES = ADAPT_HELD_OUT + MIN_TRAINING_TAKES
 SPACE_ENV = "SPACE_ID"  # set on a Hugging Face Space: adaptation is off there unless --allow-adapt
+HUB_CACHE_ENV = "SRCORE_APP_HUB_CACHE"  # where the app keeps the Hub models visitors download
+HUB_CACHE_MB = 3 * 1024  # ... at most this much of them: the least recently used go first
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 
@@ -592,6 +594,11 @@ def choose_model(model_dir, current=None, runs_dir=None, served: ServedFolders |
     return _model_outputs(model_dir, runs_dir)
 
 
+def hub_cache() -> Path:
+    """The app's own Hub cache (never the machine's: the app trims it, see HUB_CACHE_MB)."""
+    return Path(os.environ.get(HUB_CACHE_ENV) or Path.home() / ".cache" / "srcore" / "app-hub")
+
+
 def download_hub_model(repo_id, revision=None, current_model=None, runs_dir=None):
     """A Hugging Face Hub model id -> downloaded once, then chosen like any model directory."""
     repo_id, revision = (repo_id or "").strip(), (revision or "").strip() or None
@@ -601,13 +608,16 @@ def download_hub_model(repo_id, revision=None, current_model=None, runs_dir=None
         return _model_outputs(current_model, runs_dir,
                               f"{WARN}{repo_id[:80]!r} is not a Hub model id (USER/NAME).")
     try:
-        from srcore.hub import download  # lazily: only when someone asks for the Hub
+        from srcore.hub import download, trim_cache  # lazily: only when someone asks for the Hub
     except ImportError:
         return _model_outputs(current_model, runs_dir,
                               WARN + "Hub downloads are not available in this build (srcore.hub).")
     try:
         # anonymously (never the server's own Hub login), and only repos that are srcore models
-        model_dir = str(download(repo_id, revision=revision, token=False, srcore_only=True))
+        model_dir = str(download(repo_id, revision=revision, token=False, srcore_only=True,
+                                 cache_dir=hub_cache()))
+        for repo in trim_cache(hub_cache(), HUB_CACHE_MB, keep=model_dir):
+            log.info("Hub cache over %d MB: removed %s", HUB_CACHE_MB, repo.name)
     except Exception as exc:  # noqa: BLE001 - network, auth, not found: all become a message
         log.exception("downloading %s failed", repo_id)
         return _model_outputs(current_model, runs_dir,

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 from pathlib import Path
 
@@ -125,13 +126,14 @@ def from_pretrained(repo_id_or_path, revision: str | None = None, token: str | N
 
 
 def download(repo_id: str, revision: str | None = None, token: str | bool | None = None,
-             max_mb: float = MAX_DOWNLOAD_MB, srcore_only: bool = False) -> Path:
+             max_mb: float = MAX_DOWNLOAD_MB, srcore_only: bool = False, cache_dir=None) -> Path:
     """A Hub model (repo id only, never a local path) downloaded once into the Hub cache; one
     whose files add up to more than `max_mb` is refused before anything is fetched. `token`:
     huggingface_hub's (None: the machine's login; False: none, as the app downloads for a
     visitor, who must not reach the server owner's private models). `srcore_only`: refuse, before
     fetching, a repo whose card does not name srcore as its library (the app: a visitor's any
-    public repo would otherwise fill the Hub cache)."""
+    public repo would otherwise fill the Hub cache). `cache_dir`: a Hub cache folder of the
+    caller's own instead of the machine's (the app's, which `trim_cache` keeps in bounds)."""
     if not is_repo_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub model id (USER/NAME)")
     wanted = [*BUNDLE_FILES, *OPTIONAL_FILES, CARD_FILE]
@@ -140,7 +142,7 @@ def download(repo_id: str, revision: str | None = None, token: str | bool | None
     except Exception as exc:  # offline (HF_HUB_OFFLINE, no network): a copy already downloaded
         if not is_network_error(exc):
             raise
-        return cached_download(repo_id, revision, token, wanted)
+        return cached_download(repo_id, revision, token, wanted, cache_dir)
     library = getattr(info, "library_name", None)
     if srcore_only and library != LIBRARY_NAME:
         raise ValueError(f"{repo_id}: not an srcore model (its card names the library "
@@ -153,21 +155,53 @@ def download(repo_id: str, revision: str | None = None, token: str | bool | None
         raise ValueError(f"{repo_id}: its model files are {size_mb:.0f} MB, more than the "
                          f"{max_mb:g} MB this downloads")
     local = snapshot_download(repo_id, revision=info.sha or revision, token=token,  # what was sized
-                              allow_patterns=wanted, **LIBRARY)
+                              allow_patterns=wanted, cache_dir=cache_dir, **LIBRARY)
     return resolve_model_dir(local)
 
 
-def cached_download(repo_id: str, revision, token, wanted) -> Path:
+def cached_download(repo_id: str, revision, token, wanted, cache_dir=None) -> Path:
     """The copy of a Hub model that an earlier download left in the cache, for when the Hub
     cannot be reached; HubError saying so when there is none."""
     from huggingface_hub.errors import LocalEntryNotFoundError
     try:
         local = snapshot_download(repo_id, revision=revision, token=token, allow_patterns=wanted,
-                                  local_files_only=True, **LIBRARY)
+                                  local_files_only=True, cache_dir=cache_dir, **LIBRARY)
     except LocalEntryNotFoundError:
         raise HubError(f"{repo_id}: the Hub cannot be reached (no network?) and no earlier download "
                        "of it is in the Hub cache") from None
     return resolve_model_dir(local)
+
+
+def trim_cache(cache_dir, max_mb: float, keep) -> list[Path]:
+    """Make a Hub cache folder that only its owner writes (the app's) hold at most `max_mb`: its
+    repos go, least recently used first, except the one holding `keep` (a model directory just
+    downloaded or chosen), which is marked as used now whatever its size. Returns the repo
+    folders removed."""
+    cache_dir, keep = Path(cache_dir).resolve(), Path(keep).resolve()
+    repos = [r for r in cache_dir.glob("models--*") if r.is_dir() and not r.is_symlink()]
+    kept = next((r for r in repos if keep.is_relative_to(r)), None)
+    if kept is not None:
+        os.utime(kept)
+    total = sum(map(folder_bytes, repos))
+    removed = []
+    for repo in sorted((r for r in repos if r != kept), key=lambda r: r.stat().st_mtime):
+        if total <= max_mb * 2 ** 20:
+            break
+        total -= folder_bytes(repo)
+        shutil.rmtree(repo, ignore_errors=True)
+        removed.append(repo)
+    return removed
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files in `folder` (a Hub snapshot's links to its blobs are not counted twice)."""
+    total = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            info = os.lstat(os.path.join(root, name))
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return total
 
 
 def load_pretrained(repo_id_or_path, revision: str | None = None, device: str = "cpu"):

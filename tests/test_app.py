@@ -332,20 +332,25 @@ def test_choose_model_keeps_the_current_one_when_the_new_one_fails(trained_run, 
     assert header == app.describe_model(best)
 
 
-def test_hub_model_is_downloaded_only_on_request(trained_model, monkeypatch):
+def test_hub_model_is_downloaded_only_on_request(trained_model, monkeypatch, tmp_path):
     current = str(trained_model)
+    monkeypatch.setenv(app.HUB_CACHE_ENV, str(tmp_path / "hub"))
     state, _, status, _, _ = app.download_hub_model("  ", None, current)
     assert state == current and "Type a Hub model id" in status
     monkeypatch.setitem(sys.modules, "srcore.hub", None)  # not installed: ImportError
     state, _, status, _, _ = app.download_hub_model("user/model", None, current)
     assert state == current and "not available" in status
     calls = []
-    def download(repo_id, revision=None, token=None, srcore_only=False):
-        calls.append((repo_id, revision, token, srcore_only))
+    def download(repo_id, revision=None, token=None, srcore_only=False, cache_dir=None):
+        calls.append((repo_id, revision, token, srcore_only, cache_dir))
         if repo_id == "user/offline":
             raise OSError("no network")
         return trained_model
-    monkeypatch.setitem(sys.modules, "srcore.hub", types.SimpleNamespace(download=download))
+    trims = []
+    def trim_cache(cache_dir, max_mb, keep):
+        trims.append((cache_dir, max_mb, keep))
+        return []
+    monkeypatch.setitem(sys.modules, "srcore.hub", types.SimpleNamespace(download=download, trim_cache=trim_cache))
     for local in (str(trained_model), "/root", "../etc", "a/b/c"):  # server paths are never taken
         state, _, status, _, _ = app.download_hub_model(local, None, current)
         assert state == current and "is not a Hub model id" in status and "not a model directory" not in status
@@ -354,7 +359,10 @@ def test_hub_model_is_downloaded_only_on_request(trained_model, monkeypatch):
     state, picker, status, _, _ = app.download_hub_model(" user/model ", "v1", "/elsewhere")
     assert state == current and picker["value"] == current
     # never with the server's own Hub login: a visitor must not reach its owner's private models
-    assert calls == [("user/offline", None, False, True), ("user/model", "v1", False, True)]
+    # and into the app's own cache, which is trimmed after each download
+    cache = tmp_path / "hub"
+    assert calls == [("user/offline", None, False, True, cache), ("user/model", "v1", False, True, cache)]
+    assert trims == [(cache, app.HUB_CACHE_MB, str(trained_model))]
 
 
 # ------------------------------------------------------------------ the running app

@@ -130,6 +130,30 @@ def test_from_pretrained_downloads_a_repo_id_only(monkeypatch, trained_run, tmp_
     assert len(calls) == 1
 
 
+def test_trimming_the_apps_hub_cache_removes_the_least_recently_used_repos_but_never_the_new_one(tmp_path):
+    import os
+    def repo(name, mb, age_s):
+        folder = tmp_path / f"models--user--{name}"
+        blob = folder / "blobs" / "abc"
+        blob.parent.mkdir(parents=True)
+        blob.write_bytes(b"x" * int(mb * 2 ** 20))
+        snapshot = folder / "snapshots" / "sha1"
+        snapshot.mkdir(parents=True)
+        (snapshot / "model.safetensors").symlink_to(blob)  # a snapshot links its blobs: counted once
+        os.utime(folder, (1e9 - age_s, 1e9 - age_s))
+        return folder
+    oldest, old, newest = repo("oldest", 2, 300), repo("old", 2, 200), repo("newest", 2, 100)
+    huge = repo("huge", 5, 1000)  # the model just downloaded: kept whatever its size and age
+    (tmp_path / "not-a-repo.txt").write_text("x")
+    removed = hub.trim_cache(tmp_path, 9, keep=huge / "snapshots" / "sha1")
+    assert removed == [oldest.resolve()]  # 11 MB: the least recently used goes, and that is enough
+    assert not oldest.exists() and old.exists() and newest.exists() and huge.exists()
+    assert hub.trim_cache(tmp_path, 7, keep=huge) == [old.resolve()]
+    assert hub.trim_cache(tmp_path, 100, keep=newest) == []  # under the cap: nothing goes
+    assert hub.trim_cache(tmp_path, 1, keep=newest) == [huge.resolve()]  # kept only while it is the new one
+    assert newest.exists() and (tmp_path / "not-a-repo.txt").exists()
+
+
 def test_a_hub_model_too_big_to_download_is_refused_before_fetching(monkeypatch):
     """A visitor of the public app names any repo: one whose files (a huge word LM, say) would
     fill the server's disk is refused from its listing, and nothing is downloaded."""
