@@ -162,19 +162,22 @@ def train_one_epoch(tr: Trainer, criterion, amp_dtype) -> bool:
     started = last = time.perf_counter()
     for batch in tr.train_loader:
         note_unreadable(st, "train", batch)
-        loss = None
-        if isinstance(batch, Batch):
-            batch = batch.to(tr.device)
-            done = planned_fraction(tr, st.batch_in_epoch / max(total, 1), time.perf_counter() - started)
-            for group in tr.optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, st.scheduled_lr, st.step, done)
-            loss, _, _ = compute_loss(tr.model, batch, criterion, tr.specaugment, amp_dtype)
-            if not torch.isfinite(loss):  # one bad batch must not turn every weight into NaN
-                st.nonfinite_steps += 1
-                log.warning("step %d: non-finite loss, batch skipped (%d so far)", st.step, st.nonfinite_steps)
-                loss = None
-        # a batch one rank skips, every rank skips: their steps (and collectives) stay in line
-        if agreed(tr, loss is None):
+        # A batch one rank skips, every rank skips, and they decide it before the forward pass
+        # and before the backward, each of which holds collectives under DDP: a rank that went on
+        # alone would pair its collectives with another's vote, and the run would hang.
+        if agreed(tr, not isinstance(batch, Batch)):
+            st.batch_in_epoch += 1
+            continue
+        batch = batch.to(tr.device)
+        done = planned_fraction(tr, st.batch_in_epoch / max(total, 1), time.perf_counter() - started)
+        for group in tr.optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, st.scheduled_lr, st.step, done)
+        loss, _, _ = compute_loss(tr.model, batch, criterion, tr.specaugment, amp_dtype)
+        finite = bool(torch.isfinite(loss))
+        if not finite:  # one bad batch must not turn every weight into NaN
+            st.nonfinite_steps += 1
+            log.warning("step %d: non-finite loss, batch skipped (%d so far)", st.step, st.nonfinite_steps)
+        if agreed(tr, not finite):
             st.batch_in_epoch += 1
             continue
         tr.optimizer.zero_grad(set_to_none=True)

@@ -1,5 +1,8 @@
 """srcore core: text, features, models, training (overfit, bad rows, resume, torchrun), shipped model."""
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import replace
@@ -235,6 +238,24 @@ def test_a_checkpoint_left_beside_its_folder_by_a_kill_still_counts_as_a_trained
     assert not run.has_checkpoints()
 
 
+def run_to_the_end(cmd, timeout_s: float) -> int:
+    """Run a multi-process command; past `timeout_s` (a hang) kill all its processes and fail."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # torchrun stops its workers (they are not in its process group)
+        try:
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"still running after {timeout_s} s (a hang): {stderr[-2000:]}")
+    assert proc.returncode == 0, stderr[-3000:]
+    return proc.returncode
+
+
 def test_two_process_torchrun_on_cpu(word_corpus, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
@@ -242,12 +263,30 @@ def test_two_process_torchrun_on_cpu(word_corpus, tmp_path):
            "--train", str(word_corpus), "--valid", str(word_corpus), "--model", "tiny",
            "--epochs", "2", "--batch-size", "1", "--workers", "0", "--threads", "1",
            "--device", "cpu", "--out", str(out)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert run_to_the_end(cmd, timeout_s=300) == 0
     rows = epoch_rows(out)
     assert [r["epoch"] for r in rows] == [1, 2]  # only rank 0 writes
     assert rows[-1]["step"] == 4  # 4 clips, 2 ranks, batch 1: 2 steps an epoch
     assert "x2" in (out / "train.log").read_text()
+    load_model(out / "checkpoints" / "last")
+
+
+def test_two_process_torchrun_skips_a_batch_one_rank_cannot_read_on_every_rank(tmp_path):
+    # one clip is damaged: the rank that draws it skips its batch, and the other must skip its
+    # own at the same step, or their gradient all-reduces pair up wrongly and the run hangs
+    manifest = write_corpus(tmp_path / "words", WORDS)
+    first = json.loads(manifest.read_text().splitlines()[0])
+    (manifest.parent / first["key"]).write_bytes(b"RIFF this is not audio")
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(free_port()), "-m", "srcore.train",
+           "--train", str(manifest), "--valid", str(manifest), "--model", "tiny",
+           "--epochs", "1", "--batch-size", "1", "--workers", "0", "--threads", "1",
+           "--device", "cpu", "--out", str(out)]
+    assert run_to_the_end(cmd, timeout_s=120) == 0
+    rows = epoch_rows(out)
+    assert rows[-1]["step"] == 1  # 4 clips, 2 ranks, batch 1: 2 steps, the damaged clip's skipped on both
+    assert rows[-1]["skipped"]["train"] == 1
     load_model(out / "checkpoints" / "last")
 
 
