@@ -238,8 +238,14 @@ def test_a_checkpoint_left_beside_its_folder_by_a_kill_still_counts_as_a_trained
     assert not run.has_checkpoints()
 
 
-def run_to_the_end(cmd, timeout_s: float) -> int:
-    """Run a multi-process command; past `timeout_s` (a hang) kill all its processes and fail."""
+def train_on_two_processes(manifest, out, epochs: int, timeout_s: float) -> None:
+    """`srcore.train` of the tiny model under torchrun, two CPU processes, batch 1; past
+    `timeout_s` (a hang) all its processes are stopped and the test fails."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(free_port()), "-m", "srcore.train",
+           "--train", str(manifest), "--valid", str(manifest), "--model", "tiny",
+           "--epochs", str(epochs), "--batch-size", "1", "--workers", "0", "--threads", "1",
+           "--device", "cpu", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                             start_new_session=True)
     try:
@@ -253,17 +259,11 @@ def run_to_the_end(cmd, timeout_s: float) -> int:
                 os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail(f"still running after {timeout_s} s (a hang): {stderr[-2000:]}")
     assert proc.returncode == 0, stderr[-3000:]
-    return proc.returncode
 
 
 def test_two_process_torchrun_on_cpu(word_corpus, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(free_port()), "-m", "srcore.train",
-           "--train", str(word_corpus), "--valid", str(word_corpus), "--model", "tiny",
-           "--epochs", "2", "--batch-size", "1", "--workers", "0", "--threads", "1",
-           "--device", "cpu", "--out", str(out)]
-    assert run_to_the_end(cmd, timeout_s=300) == 0
+    train_on_two_processes(word_corpus, out, epochs=2, timeout_s=300)
     rows = epoch_rows(out)
     assert [r["epoch"] for r in rows] == [1, 2]  # only rank 0 writes
     assert rows[-1]["step"] == 4  # 4 clips, 2 ranks, batch 1: 2 steps an epoch
@@ -278,12 +278,7 @@ def test_two_process_torchrun_skips_a_batch_one_rank_cannot_read_on_every_rank(t
     first = json.loads(manifest.read_text().splitlines()[0])
     (manifest.parent / first["key"]).write_bytes(b"RIFF this is not audio")
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(free_port()), "-m", "srcore.train",
-           "--train", str(manifest), "--valid", str(manifest), "--model", "tiny",
-           "--epochs", "1", "--batch-size", "1", "--workers", "0", "--threads", "1",
-           "--device", "cpu", "--out", str(out)]
-    assert run_to_the_end(cmd, timeout_s=120) == 0
+    train_on_two_processes(manifest, out, epochs=1, timeout_s=120)
     rows = epoch_rows(out)
     assert rows[-1]["step"] == 1  # 4 clips, 2 ranks, batch 1: 2 steps, the damaged clip's skipped on both
     assert rows[-1]["skipped"]["train"] == 1
