@@ -130,6 +130,7 @@ def get_recognizer(model_dir, beam: int | None = 0) -> Recognizer:
     if not is_model_dir(model_dir):
         raise UserError(missing_model_message(model_dir))
     resolved = resolve_model_dir(model_dir)
+    mark_hub_model_used(resolved)
     with _load_lock:
         return _load_recognizer(str(resolved), None if beam is None else int(beam),
                                 (resolved / "model.safetensors").stat().st_mtime)
@@ -599,6 +600,14 @@ def hub_cache() -> Path:
     return Path(os.environ.get(HUB_CACHE_ENV) or Path.home() / ".cache" / "srcore" / "app-hub")
 
 
+def mark_hub_model_used(model_dir: Path) -> None:
+    """A Hub model in use counts as recently used, so that trimming the cache takes others first."""
+    if model_dir.resolve().is_relative_to(hub_cache().resolve()):
+        with contextlib.suppress(ImportError, OSError):
+            from srcore.hub import mark_used
+            mark_used(hub_cache(), model_dir)
+
+
 def download_hub_model(repo_id, revision=None, current_model=None, runs_dir=None):
     """A Hugging Face Hub model id -> downloaded once, then chosen like any model directory."""
     repo_id, revision = (repo_id or "").strip(), (revision or "").strip() or None
@@ -616,12 +625,15 @@ def download_hub_model(repo_id, revision=None, current_model=None, runs_dir=None
         # anonymously (never the server's own Hub login), and only repos that are srcore models
         model_dir = str(download(repo_id, revision=revision, token=False, srcore_only=True,
                                  cache_dir=hub_cache()))
-        for repo in trim_cache(hub_cache(), HUB_CACHE_MB, keep=model_dir):
-            log.info("Hub cache over %d MB: removed %s", HUB_CACHE_MB, repo.name)
     except Exception as exc:  # noqa: BLE001 - network, auth, not found: all become a message
         log.exception("downloading %s failed", repo_id)
         return _model_outputs(current_model, runs_dir,
                               f"{WARN}Could not download {repo_id}: {type(exc).__name__}: {exc}")
+    try:
+        for repo in trim_cache(hub_cache(), HUB_CACHE_MB, keep=model_dir):
+            log.info("Hub cache over %d MB: removed %s", HUB_CACHE_MB, repo.name)
+    except OSError:  # the download stands; the cache is trimmed after the next one
+        log.warning("trimming the Hub cache %s failed", hub_cache(), exc_info=True)
     return choose_model(model_dir, current_model, runs_dir)
 
 

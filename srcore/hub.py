@@ -174,23 +174,44 @@ def cached_download(repo_id: str, revision, token, wanted, cache_dir=None) -> Pa
 
 def trim_cache(cache_dir, max_mb: float, keep) -> list[Path]:
     """Make a Hub cache folder that only its owner writes (the app's) hold at most `max_mb`: its
-    repos go, least recently used first, except the one holding `keep` (a model directory just
-    downloaded or chosen), which is marked as used now whatever its size. Returns the repo
-    folders removed."""
-    cache_dir, keep = Path(cache_dir).resolve(), Path(keep).resolve()
+    repos go, least recently used (`mark_used`) first, except the one holding `keep` (a model
+    directory just downloaded), which is marked as used now whatever its size, and any repo with
+    a download in progress. Files that vanish meanwhile (another download, another trim) are
+    passed over. Returns the repo folders removed."""
+    cache_dir = Path(cache_dir).resolve()
+    kept = mark_used(cache_dir, keep)
     repos = [r for r in cache_dir.glob("models--*") if r.is_dir() and not r.is_symlink()]
-    kept = next((r for r in repos if keep.is_relative_to(r)), None)
-    if kept is not None:
-        os.utime(kept)
     total = sum(map(folder_bytes, repos))
     removed = []
-    for repo in sorted((r for r in repos if r != kept), key=lambda r: r.stat().st_mtime):
+    for repo in sorted((r for r in repos if r != kept), key=last_used):
         if total <= max_mb * 2 ** 20:
             break
+        if any(repo.glob("blobs/*.incomplete")):  # huggingface_hub is writing into it
+            continue
         total -= folder_bytes(repo)
         shutil.rmtree(repo, ignore_errors=True)
         removed.append(repo)
     return removed
+
+
+def mark_used(cache_dir, path) -> Path | None:
+    """The repo folder of a Hub cache that holds `path`, marked as used now; None if none does."""
+    cache_dir, path = Path(cache_dir).resolve(), Path(path).resolve()
+    if not path.is_relative_to(cache_dir) or path == cache_dir:
+        return None
+    repo = cache_dir / path.relative_to(cache_dir).parts[0]
+    try:
+        os.utime(repo)
+    except FileNotFoundError:
+        return None
+    return repo
+
+
+def last_used(repo: Path) -> float:
+    try:
+        return repo.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def folder_bytes(folder: Path) -> int:
@@ -198,7 +219,10 @@ def folder_bytes(folder: Path) -> int:
     total = 0
     for root, _, names in os.walk(folder):
         for name in names:
-            info = os.lstat(os.path.join(root, name))
+            try:
+                info = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue
             if stat.S_ISREG(info.st_mode):
                 total += info.st_size
     return total

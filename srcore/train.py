@@ -20,8 +20,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .atomic import previous_dir
-from .checkpoint import CheckpointWriteError, load_model, load_resume_state, unwrap, write_model_dir
+from .atomic import swap_copies
+from .checkpoint import CONFIG_FILE, CheckpointWriteError, load_model, load_resume_state, unwrap, write_model_dir
 from .config import LR_SCHEDULES, TrainConfig, add_config_arguments, config_from_args, flag_name, resume_mismatch
 from .dataset import Batch, BucketBatchSampler, SpeechDataset, Unreadable, collate, drop_unalignable
 from .decoding import greedy_decode
@@ -680,6 +680,13 @@ def train(cfg: TrainConfig) -> RunFolder:
             lock.close()
 
 
+def has_resume_point(last_dir: Path) -> bool:
+    """Whether `--resume` has a checkpoint here: `last`, its `.old` copy, or the `.new` one a kill
+    left complete before its swap (config.json is its last file written)."""
+    last, old, new = swap_copies(last_dir)
+    return last.exists() or old.exists() or (new / CONFIG_FILE).is_file()
+
+
 def train_locked(cfg: TrainConfig) -> RunFolder:
     try:
         tr, skipped = build_trainer(cfg)
@@ -693,7 +700,7 @@ def train_locked(cfg: TrainConfig) -> RunFolder:
         tr.run.write_config(asdict(cfg))
         tr.run.write_status(RUNNING, epoch=0, step=0, progress=0.0)
     try:
-        if cfg.resume and (tr.run.last_dir.exists() or previous_dir(tr.run.last_dir).exists()):
+        if cfg.resume and has_resume_point(tr.run.last_dir):
             restore(tr)
             if tr.is_main:
                 dropped = tr.run.drop_metrics_after(tr.state.step, tr.state.epoch)

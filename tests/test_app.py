@@ -363,6 +363,23 @@ def test_hub_model_is_downloaded_only_on_request(trained_model, monkeypatch, tmp
     cache = tmp_path / "hub"
     assert calls == [("user/offline", None, False, True, cache), ("user/model", "v1", False, True, cache)]
     assert trims == [(cache, app.HUB_CACHE_MB, str(trained_model))]
+    def failing_trim(cache_dir, max_mb, keep):
+        raise FileNotFoundError("a blob another download renamed")
+    monkeypatch.setitem(sys.modules, "srcore.hub", types.SimpleNamespace(download=download, trim_cache=failing_trim))
+    state, _, status, _, _ = app.download_hub_model("user/model", None, "/elsewhere")
+    assert state == current and "Could not download" not in status  # the download stands
+
+
+def test_a_hub_model_in_use_counts_as_recently_used(trained_model, monkeypatch, tmp_path):
+    import os
+    import shutil
+    monkeypatch.setenv(app.HUB_CACHE_ENV, str(tmp_path))
+    repo = tmp_path / "models--user--model"
+    snapshot = repo / "snapshots" / "sha1"
+    shutil.copytree(trained_model, snapshot)
+    os.utime(repo, (1e9, 1e9))
+    app.get_recognizer(str(snapshot))
+    assert repo.stat().st_mtime > 1e9 + 1e6  # so trimming the cache takes other models first
 
 
 # ------------------------------------------------------------------ the running app

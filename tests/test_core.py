@@ -227,6 +227,19 @@ def test_kill_mid_write_leaves_a_loadable_checkpoint(trained_run, tmp_path):
     assert config.hidden_size == 64
 
 
+def test_resume_continues_from_a_complete_checkpoint_a_kill_left_before_its_swap(trained_run, word_corpus, tmp_path):
+    import shutil
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(trained_run, run.path)
+    steps = epoch_rows(run.path)[-1]["step"]
+    run.last_dir.rename(run.last_dir.with_name("last.new"))  # staged whole, killed before the rename
+    train(TrainConfig(train=str(word_corpus), valid=str(word_corpus), model="tiny", epochs=201,
+                      batch_size=4, lr=1e-2, warmup_steps=0, augment=False, specaugment=False, workers=0,
+                      out=str(run.path), seed=0, log_every=10, threads=1, lr_patience=100, resume=True))
+    assert epoch_rows(run.path)[-1]["step"] == steps + 1
+    assert f"at epoch 201, step {steps}" in run.log_path.read_text()  # resumed: not a fresh start
+
+
 def test_a_checkpoint_left_beside_its_folder_by_a_kill_still_counts_as_a_trained_run(trained_run, tmp_path):
     import shutil
     run = RunFolder(tmp_path / "run")

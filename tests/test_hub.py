@@ -152,6 +152,10 @@ def test_trimming_the_apps_hub_cache_removes_the_least_recently_used_repos_but_n
     assert hub.trim_cache(tmp_path, 100, keep=newest) == []  # under the cap: nothing goes
     assert hub.trim_cache(tmp_path, 1, keep=newest) == [huge.resolve()]  # kept only while it is the new one
     assert newest.exists() and (tmp_path / "not-a-repo.txt").exists()
+    busy = repo("busy", 3, 5000)
+    (busy / "blobs" / "def.incomplete").write_bytes(b"x")  # huggingface_hub is still writing it
+    assert hub.trim_cache(tmp_path, 1, keep=newest) == [] and busy.exists()
+    assert hub.mark_used(tmp_path, tmp_path.parent) is None  # a path outside the cache marks nothing
 
 
 def test_a_hub_model_too_big_to_download_is_refused_before_fetching(monkeypatch):
