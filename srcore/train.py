@@ -622,6 +622,7 @@ def fit(tr: Trainer, skipped: dict) -> str:
         if tr.is_main:
             tr.run.write_status(RUNNING, epoch=st.epoch, step=st.step, progress=progress(tr, 0),
                                 best_wer=st.best_wer)
+        tr.stop_requested = agreed(tr, tr.stop_requested)  # a signal one rank got stops them all
         if not complete or tr.stop_requested or (cfg.max_steps and st.step >= cfg.max_steps):
             break
     return STOPPED if tr.stop_requested else FINISHED
