@@ -602,10 +602,11 @@ def hub_cache() -> Path:
 
 def mark_hub_model_used(model_dir: Path) -> None:
     """A Hub model in use counts as recently used, so that trimming the cache takes others first."""
-    if model_dir.resolve().is_relative_to(hub_cache().resolve()):
+    cache = hub_cache()
+    if model_dir.resolve().is_relative_to(cache.resolve()):  # srcore.hub is only imported for those
         with contextlib.suppress(ImportError, OSError):
             from srcore.hub import mark_used
-            mark_used(hub_cache(), model_dir)
+            mark_used(cache, model_dir)
 
 
 def download_hub_model(repo_id, revision=None, current_model=None, runs_dir=None):

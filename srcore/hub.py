@@ -181,14 +181,15 @@ def trim_cache(cache_dir, max_mb: float, keep) -> list[Path]:
     cache_dir = Path(cache_dir).resolve()
     kept = mark_used(cache_dir, keep)
     repos = [r for r in cache_dir.glob("models--*") if r.is_dir() and not r.is_symlink()]
-    total = sum(map(folder_bytes, repos))
+    sizes = {repo: folder_bytes(repo) for repo in repos}
+    total = sum(sizes.values())
     removed = []
     for repo in sorted((r for r in repos if r != kept), key=last_used):
         if total <= max_mb * 2 ** 20:
             break
         if any(repo.glob("blobs/*.incomplete")):  # huggingface_hub is writing into it
             continue
-        total -= folder_bytes(repo)
+        total -= sizes[repo]
         shutil.rmtree(repo, ignore_errors=True)
         removed.append(repo)
     return removed
